@@ -1,0 +1,100 @@
+// Package datapath defines the interface between the agent and the code
+// that moves packets: bound interfaces, the tunnel and the flow table.
+// Implementations: userspace (AF_PACKET + UDP VXLAN, a Go flow table) and,
+// later, ebpf. Package fake holds an in-memory one for agent tests.
+package datapath
+
+import (
+	"net/netip"
+
+	"hivenet/internal/flowtable"
+	"hivenet/internal/packet"
+	"hivenet/internal/topology"
+)
+
+// PortNo numbers a bound interface within one datapath. 0 is never used
+// for a port.
+type PortNo uint32
+
+// GSO mirrors the virtio_net_hdr that travels with a frame, so TSO/GSO
+// superframes and checksum-offloaded frames pass unsplit. The zero value
+// is a plain frame with a complete checksum.
+type GSO struct {
+	Flags      uint8 // VIRTIO_NET_HDR_F_NEEDS_CSUM = 1
+	GSOType    uint8 // VIRTIO_NET_HDR_GSO_NONE/TCPV4/UDP/TCPV6/UDP_L4
+	HdrLen     uint16
+	GSOSize    uint16
+	CsumStart  uint16
+	CsumOffset uint16
+}
+
+// Upcall is a packet that missed the flow table. Frame is valid only
+// during the handler call.
+type Upcall struct {
+	InPort PortNo
+	Match  packet.FlowMatch
+	Frame  []byte
+	GSO    GSO
+}
+
+// Handler is called for every miss, from the goroutine that read the
+// packet (so packets of one port keep their order). It normally simulates,
+// installs a flow and calls Execute.
+type Handler func(u *Upcall)
+
+// Remote is a tunnel endpoint.
+type Remote struct {
+	Addr netip.Addr
+	Port uint16
+}
+
+// FlowInfo is one installed flow with its statistics.
+type FlowInfo struct {
+	Match    packet.FlowMatch
+	Mask     packet.FlowMatch
+	Actions  flowtable.Actions
+	Packets  uint64
+	Bytes    uint64
+	IdleNano int64
+}
+
+// Stats are datapath counters.
+type Stats struct {
+	RxPackets, TxPackets    uint64
+	Hits, Misses            uint64
+	Drops                   uint64 // dropped by a drop action or no route
+	Malformed               uint64 // unparseable frames
+	TunnelRx, TunnelTx      uint64
+	TunnelUnknownKey        uint64
+	Flows                   int
+	UpcallsDroppedRateLimit uint64
+}
+
+// Datapath moves packets. All methods are safe for concurrent use.
+type Datapath interface {
+	// Start begins reading packets; misses go to h.
+	Start(h Handler) error
+	// AddPort binds interface ifname and returns its number.
+	AddPort(ifname string) (PortNo, error)
+	// RemovePort unbinds p and drops every flow that mentions it.
+	RemovePort(p PortNo) error
+	// SetTunnelKey maps tunnel key to local port p for packets arriving
+	// from the tunnel (p == 0 removes the mapping).
+	SetTunnelKey(key uint32, p PortNo)
+	// SetFloodSet defines flood key: the local ports and remote hosts a
+	// flooded frame goes to. Frames arriving from the tunnel with this key
+	// go to the local ports only. Empty lists remove it.
+	SetFloodSet(key uint32, local []PortNo, remote []Remote)
+	// Install adds a flow. match must already be masked by mask.
+	Install(match, mask packet.FlowMatch, actions flowtable.Actions, tags []topology.Tag) error
+	// Invalidate removes every flow carrying any of tags.
+	Invalidate(tags []topology.Tag)
+	// Execute sends frame (with its GSO metadata) from inPort through
+	// actions. It does not retain frame.
+	Execute(inPort PortNo, frame []byte, gso GSO, actions *flowtable.Actions) error
+	// Flows lists the installed flows.
+	Flows() []FlowInfo
+	Stats() Stats
+	// Close stops everything and unbinds all ports.
+	Close() error
+}

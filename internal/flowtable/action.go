@@ -1,0 +1,53 @@
+package flowtable
+
+// ActionKind says what an Action does.
+type ActionKind uint8
+
+const (
+	// ActOutput sends the frame out of local datapath port Port.
+	ActOutput ActionKind = iota + 1
+	// ActTunnel encapsulates the frame in VXLAN with VNI Key and sends it
+	// to the underlay address Remote (IPv4 in the first 4 bytes when
+	// Remote4 is set; RemotePort is the UDP port).
+	ActTunnel
+	// ActFlood delivers the frame to every local port in the datapath's
+	// flood set for Key except the ingress port, and tunnels it with VNI
+	// Key to every remote host of that flood set (see Datapath.SetFloodSet).
+	ActFlood
+)
+
+// MaxActions bounds the actions of one flow.
+const MaxActions = 8
+
+// Action is one step of a flow's action list. Fixed-size and pointer-free
+// so it can mirror a BPF map value.
+type Action struct {
+	Kind       ActionKind
+	_          [1]byte
+	RemotePort uint16
+	Port       uint32
+	Key        uint32
+	Remote     [4]byte
+}
+
+// Actions is a flow's action list: N entries of A are used. N == 0 means drop.
+type Actions struct {
+	N uint8
+	A [MaxActions]Action
+}
+
+// Append adds a to the list; it reports false when the list is full.
+func (as *Actions) Append(a Action) bool {
+	if int(as.N) >= MaxActions {
+		return false
+	}
+	as.A[as.N] = a
+	as.N++
+	return true
+}
+
+// List returns the used actions.
+func (as *Actions) List() []Action { return as.A[:as.N] }
+
+// IsDrop reports whether the list is empty.
+func (as *Actions) IsDrop() bool { return as.N == 0 }
