@@ -1,0 +1,64 @@
+package client
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+)
+
+// TracePath is the hivenet extension that simulates a described packet.
+const TracePath = "/v2.0/hivenet/trace"
+
+// TraceRequest describes a packet entering the virtual network at a port.
+// Empty fields are left for the server to fill from the port (its MAC and
+// first fixed IP for the sources).
+type TraceRequest struct {
+	PortID  string `json:"port_id"`
+	EthSrc  string `json:"eth_src,omitempty"`
+	EthDst  string `json:"eth_dst,omitempty"`
+	IPSrc   string `json:"ip_src,omitempty"`
+	IPDst   string `json:"ip_dst,omitempty"`
+	Proto   string `json:"proto,omitempty"` // "icmp", "tcp", "udp", "arp" or a number
+	SrcPort int    `json:"src_port,omitempty"`
+	DstPort int    `json:"dst_port,omitempty"`
+}
+
+// TraceStep is one line of a trace: a device, the stage inside it and
+// what happened there.
+type TraceStep struct {
+	Device string `json:"device"`
+	Stage  string `json:"stage"`
+	Detail string `json:"detail"`
+}
+
+// TraceResult is the simulated fate of the packet.
+type TraceResult struct {
+	Verdict string      `json:"verdict"` // "forward", "drop", "consumed"
+	Reason  string      `json:"reason,omitempty"`
+	Steps   []TraceStep `json:"steps"`
+	// Outputs are the egress ports, as the server describes them.
+	Outputs []any `json:"outputs"`
+	// Raw is the "trace" object exactly as received, for -o json.
+	Raw json.RawMessage `json:"-"`
+}
+
+// Trace asks the server to simulate req and returns the path it took.
+func (c *Client) Trace(ctx context.Context, req TraceRequest) (*TraceResult, error) {
+	if req.PortID == "" {
+		return nil, fmt.Errorf("client: trace needs a port ID")
+	}
+	var out map[string]json.RawMessage
+	if err := c.Do(ctx, http.MethodPost, TracePath, nil, map[string]any{"trace": req}, &out); err != nil {
+		return nil, err
+	}
+	raw, ok := out["trace"]
+	if !ok {
+		return nil, fmt.Errorf("client: response to POST %s has no \"trace\"", TracePath)
+	}
+	res := &TraceResult{Raw: raw}
+	if err := decodeNumbers(raw, res); err != nil {
+		return nil, fmt.Errorf("client: decoding trace: %w", err)
+	}
+	return res, nil
+}
