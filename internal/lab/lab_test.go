@@ -1,0 +1,348 @@
+package lab
+
+import (
+	"bufio"
+	"errors"
+	"net/netip"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestConfigDefaultsAndValidate(t *testing.T) {
+	tests := []struct {
+		name    string
+		cfg     Config
+		wantErr bool
+		check   func(t *testing.T, c Config)
+	}{
+		{
+			name: "zero value gets defaults",
+			cfg:  Config{Binary: "/bin/hivenet"},
+			check: func(t *testing.T, c Config) {
+				if c.Prefix != "hn-" || c.Hosts != 3 || c.UnderlayCIDR != DefaultUnderlayCIDR {
+					t.Errorf("defaults = %q %d %s", c.Prefix, c.Hosts, c.UnderlayCIDR)
+				}
+				if c.RunDir != "/run/hivenet/lab-hn" {
+					t.Errorf("RunDir = %q", c.RunDir)
+				}
+				if !strings.HasPrefix(c.AdminToken, "lab-") || len(c.AdminToken) != 36 {
+					t.Errorf("AdminToken = %q", c.AdminToken)
+				}
+			},
+		},
+		{name: "underlay is masked", cfg: Config{Binary: "x", UnderlayCIDR: netip.MustParsePrefix("10.9.0.7/24")},
+			check: func(t *testing.T, c Config) {
+				if c.UnderlayCIDR.String() != "10.9.0.0/24" {
+					t.Errorf("UnderlayCIDR = %s", c.UnderlayCIDR)
+				}
+			}},
+		{name: "prefix too long", cfg: Config{Binary: "x", Prefix: "abcdefghijk"}, wantErr: true},
+		{name: "prefix uppercase", cfg: Config{Binary: "x", Prefix: "Hn-"}, wantErr: true},
+		{name: "prefix starts with digit", cfg: Config{Binary: "x", Prefix: "1n-"}, wantErr: true},
+		{name: "prefix with slash", cfg: Config{Binary: "x", Prefix: "h/"}, wantErr: true},
+		{name: "negative hosts", cfg: Config{Binary: "x", Hosts: -1}, wantErr: true},
+		{name: "hosts fill a /29", cfg: Config{Binary: "x", Hosts: 5, UnderlayCIDR: netip.MustParsePrefix("10.0.0.0/29")}},
+		{name: "too many hosts for a /29", cfg: Config{Binary: "x", Hosts: 6, UnderlayCIDR: netip.MustParsePrefix("10.0.0.0/29")}, wantErr: true},
+		{name: "IPv6 underlay", cfg: Config{Binary: "x", UnderlayCIDR: netip.MustParsePrefix("fd00::/64")}, wantErr: true},
+		{name: "API link not a /30", cfg: Config{Binary: "x", APILink: netip.MustParsePrefix("10.251.0.0/29")}, wantErr: true},
+		{name: "API link inside underlay", cfg: Config{Binary: "x", APILink: netip.MustParsePrefix("10.250.0.0/30")}, wantErr: true},
+		{name: "relative run dir", cfg: Config{Binary: "x", RunDir: "run"}, wantErr: true},
+		{name: "root run dir", cfg: Config{Binary: "x", RunDir: "/"}, wantErr: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			l, err := New(tt.cfg)
+			if (err != nil) != tt.wantErr {
+				t.Fatalf("New(%+v) error = %v, wantErr %v", tt.cfg, err, tt.wantErr)
+			}
+			if err != nil {
+				if !errors.Is(err, ErrConfig) {
+					t.Errorf("New error %v does not wrap ErrConfig", err)
+				}
+				return
+			}
+			if tt.check != nil {
+				tt.check(t, l.Config())
+			}
+		})
+	}
+}
+
+func TestAddresses(t *testing.T) {
+	tests := []struct {
+		name     string
+		underlay string
+		host     int
+		wantHost string
+		wantCtl  string
+	}{
+		{name: "default /24", underlay: "10.250.0.0/24", host: 1, wantHost: "10.250.0.1", wantCtl: "10.250.0.254"},
+		{name: "third host", underlay: "10.250.0.0/24", host: 3, wantHost: "10.250.0.3", wantCtl: "10.250.0.254"},
+		{name: "/16 crosses an octet", underlay: "172.16.0.0/16", host: 300, wantHost: "172.16.1.44", wantCtl: "172.16.255.254"},
+		{name: "/29", underlay: "192.168.5.8/29", host: 2, wantHost: "192.168.5.10", wantCtl: "192.168.5.14"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			p := netip.MustParsePrefix(tt.underlay)
+			if got := hostAddr(p, tt.host); got.String() != tt.wantHost {
+				t.Errorf("hostAddr(%s, %d) = %s, want %s", p, tt.host, got, tt.wantHost)
+			}
+			if got := ctlAddr(p); got.String() != tt.wantCtl {
+				t.Errorf("ctlAddr(%s) = %s, want %s", p, got, tt.wantCtl)
+			}
+		})
+	}
+}
+
+func TestNewHosts(t *testing.T) {
+	l, err := New(Config{Binary: "/x/hivenet", Prefix: "hlt-", Hosts: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []Host{
+		{Name: "host1", Netns: "hlt-host1", TunnelIP: netip.MustParseAddr("10.250.0.1"), AgentName: "agent-host1"},
+		{Name: "host2", Netns: "hlt-host2", TunnelIP: netip.MustParseAddr("10.250.0.2"), AgentName: "agent-host2"},
+	}
+	if got := l.Hosts(); !slices.Equal(got, want) {
+		t.Errorf("Hosts() = %+v, want %+v", got, want)
+	}
+	if got := l.EtcdURL(); got != "http://10.250.0.254:2379" {
+		t.Errorf("EtcdURL() = %q", got)
+	}
+	if _, err := l.Host("host3"); !errors.Is(err, ErrNotFound) {
+		t.Errorf("Host(host3) error = %v, want ErrNotFound", err)
+	}
+}
+
+func TestPickAPILink(t *testing.T) {
+	pool := netip.MustParsePrefix("10.251.0.0/16")
+	tests := []struct {
+		name    string
+		used    []string
+		want    string
+		wantErr bool
+	}{
+		{name: "empty machine", want: "10.251.0.0/30"},
+		{name: "first taken", used: []string{"10.251.0.0/30"}, want: "10.251.0.4/30"},
+		{name: "a /24 route covers the start", used: []string{"10.251.0.0/24", "192.168.1.0/24"}, want: "10.251.1.0/30"},
+		{name: "a host address", used: []string{"10.251.0.2/32"}, want: "10.251.0.4/30"},
+		{name: "pool full", used: []string{"10.0.0.0/8"}, wantErr: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var used []netip.Prefix
+			for _, u := range tt.used {
+				used = append(used, netip.MustParsePrefix(u))
+			}
+			got, err := pickAPILink(pool, used)
+			if (err != nil) != tt.wantErr {
+				t.Fatalf("pickAPILink(%v) error = %v, wantErr %v", tt.used, err, tt.wantErr)
+			}
+			if err == nil && got.String() != tt.want {
+				t.Errorf("pickAPILink(%v) = %s, want %s", tt.used, got, tt.want)
+			}
+		})
+	}
+}
+
+func TestOwnedBy(t *testing.T) {
+	labNS := map[uint64]bool{42: true}
+	tests := []struct {
+		name    string
+		cmdline string
+		nsIno   uint64
+		want    bool
+	}{
+		{name: "agent in a lab namespace", cmdline: "/tmp/b/hivenet\x00agent\x00--host\x00host1\x00", nsIno: 42, want: true},
+		{name: "server naming the run dir", cmdline: "/usr/bin/hivenet\x00server\x00--data-dir\x00/run/hivenet/lab-hlt/server\x00", nsIno: 7, want: true},
+		{name: "dhclient with lease file in run dir", cmdline: "dhclient\x00-1\x00-lf\x00/run/hivenet/lab-hlt/dhcp/a.leases\x00eth0\x00", want: true},
+		{name: "configured binary name", cmdline: "/x/hivenet.test\x00agent\x00", nsIno: 42, want: true},
+		{name: "hivenet of another lab", cmdline: "/usr/bin/hivenet\x00agent\x00--host\x00host1\x00", nsIno: 9, want: false},
+		{name: "run dir prefix is not enough", cmdline: "/usr/bin/hivenet\x00server\x00--data-dir\x00/run/hivenet/lab-hlt2/server\x00", want: false},
+		{name: "pid reused by sshd in our netns", cmdline: "/usr/sbin/sshd\x00-D\x00", nsIno: 42, want: false},
+		{name: "kernel thread", cmdline: "", nsIno: 42, want: false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := ownedBy([]byte(tt.cmdline), tt.nsIno, "/run/hivenet/lab-hlt", "/x/hivenet.test", labNS)
+			if got != tt.want {
+				t.Errorf("ownedBy(%q, %d) = %v, want %v", tt.cmdline, tt.nsIno, got, tt.want)
+			}
+		})
+	}
+}
+
+func TestParsePing(t *testing.T) {
+	tests := []struct {
+		name string
+		out  string
+		want PingResult
+	}{
+		{
+			name: "two replies",
+			out: `PING 10.10.0.12 (10.10.0.12) 56(84) bytes of data.
+64 bytes from 10.10.0.12: icmp_seq=1 ttl=64 time=1.52 ms
+64 bytes from 10.10.0.12: icmp_seq=2 ttl=64 time=0.110 ms
+
+--- 10.10.0.12 ping statistics ---
+2 packets transmitted, 2 received, 0% packet loss, time 1001ms
+rtt min/avg/max/mdev = 0.110/0.815/1.520/0.705 ms
+`,
+			want: PingResult{Sent: 2, Received: 2, RTTs: []time.Duration{1520 * time.Microsecond, 110 * time.Microsecond}},
+		},
+		{
+			name: "no reply",
+			out: `PING 10.10.0.13 (10.10.0.13) 56(84) bytes of data.
+
+--- 10.10.0.13 ping statistics ---
+3 packets transmitted, 0 received, 100% packet loss, time 2030ms
+`,
+			want: PingResult{Sent: 3},
+		},
+		{
+			name: "errors and duplicates count as received",
+			out: `From 10.10.0.11 icmp_seq=1 Destination Host Unreachable
+64 bytes from 10.10.0.12: icmp_seq=2 ttl=64 time=0.3 ms
+3 packets transmitted, 1 received, +1 errors, 66.6667% packet loss, time 2030ms
+`,
+			want: PingResult{Sent: 3, Received: 1, RTTs: []time.Duration{300 * time.Microsecond}},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := parsePing(tt.out)
+			if got.Sent != tt.want.Sent || got.Received != tt.want.Received || !slices.Equal(got.RTTs, tt.want.RTTs) {
+				t.Errorf("parsePing() = %+v, want %+v", got, tt.want)
+			}
+		})
+	}
+}
+
+func TestParseLeaseInfo(t *testing.T) {
+	tests := []struct {
+		name    string
+		in      string
+		want    Lease
+		wantErr bool
+	}{
+		{
+			name: "router and mtu",
+			in:   "reason=BOUND\naddr=10.10.0.11/24\nmtu=1450\ndns=10.10.0.2 10.10.0.3\nrouter=10.10.0.1\n",
+			want: Lease{Applied: "BOUND", Addr: netip.MustParsePrefix("10.10.0.11/24"), MTU: 1450,
+				Router: netip.MustParseAddr("10.10.0.1"),
+				DNS:    []netip.Addr{netip.MustParseAddr("10.10.0.2"), netip.MustParseAddr("10.10.0.3")}},
+		},
+		{
+			name: "classless routes give the router",
+			in:   "reason=BOUND\naddr=10.10.0.11/24\nmtu=\ndns=\nroute=192.168.0.0/16 via 10.10.0.9\nroute=0.0.0.0/0 via 10.10.0.1\n",
+			want: Lease{Applied: "BOUND", Addr: netip.MustParsePrefix("10.10.0.11/24"),
+				Router: netip.MustParseAddr("10.10.0.1"), Routes: []string{"192.168.0.0/16 via 10.10.0.9", "0.0.0.0/0 via 10.10.0.1"}},
+		},
+		{name: "no address", in: "reason=BOUND\nmtu=1450\n", wantErr: true},
+		{name: "bad mtu", in: "addr=10.0.0.1/24\nmtu=big\n", wantErr: true},
+		{name: "bad address", in: "addr=10.0.0.300/24\n", wantErr: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := parseLeaseInfo(bufio.NewScanner(strings.NewReader(tt.in)))
+			if (err != nil) != tt.wantErr {
+				t.Fatalf("parseLeaseInfo(%q) error = %v, wantErr %v", tt.in, err, tt.wantErr)
+			}
+			if err != nil {
+				return
+			}
+			if got.Applied != tt.want.Applied || got.Addr != tt.want.Addr || got.Router != tt.want.Router ||
+				got.MTU != tt.want.MTU || !slices.Equal(got.DNS, tt.want.DNS) || !slices.Equal(got.Routes, tt.want.Routes) {
+				t.Errorf("parseLeaseInfo(%q) = %+v, want %+v", tt.in, got, tt.want)
+			}
+		})
+	}
+}
+
+func TestMissingAlive(t *testing.T) {
+	tests := []struct {
+		name   string
+		agents []Agent
+		want   []string
+	}{
+		{name: "none", want: []string{"host1", "host2"}},
+		{name: "one dead", agents: []Agent{{Host: "host1", Alive: true}, {Host: "host2"}}, want: []string{"host2"}},
+		{name: "all alive plus a stranger", agents: []Agent{{Host: "host2", Alive: true}, {Host: "host1", Alive: true}, {Host: "x"}}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := missingAlive([]string{"host1", "host2"}, tt.agents); !slices.Equal(got, tt.want) {
+				t.Errorf("missingAlive(%+v) = %v, want %v", tt.agents, got, tt.want)
+			}
+		})
+	}
+}
+
+func TestPortInterfaceName(t *testing.T) {
+	tests := []struct {
+		name string
+		port Port
+		want string
+	}{
+		{name: "tap convention", port: Port{ID: "0123456789abcdef-0000"}, want: "tap0123456789a"},
+		{name: "profile wins", port: Port{ID: "0123456789abcdef", Profile: map[string]string{"interface_name": "vm-eth"}}, want: "vm-eth"},
+		{name: "short id", port: Port{ID: "abc"}, want: "tapabc"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := tt.port.InterfaceName(); got != tt.want {
+				t.Errorf("InterfaceName(%+v) = %q, want %q", tt.port, got, tt.want)
+			}
+		})
+	}
+}
+
+func TestNames(t *testing.T) {
+	tests := []struct {
+		name     string
+		vm       string
+		ifname   string
+		reserved bool
+		badVM    bool
+		badIf    bool
+	}{
+		{name: "plain", vm: "red1", ifname: "tap0123456789a"},
+		{name: "reserved host name", vm: "host2", ifname: "x", reserved: true},
+		{name: "hostile is fine", vm: "hostile", ifname: "x"},
+		{name: "reserved ctl", vm: "ctl", ifname: "x", reserved: true},
+		{name: "space in VM name", vm: "a b", ifname: "x", badVM: true},
+		{name: "interface name too long", vm: "a", ifname: "tap0123456789abc", badIf: true},
+		{name: "interface with slash", vm: "a", ifname: "a/b", badIf: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := reservedName(tt.vm); got != tt.reserved {
+				t.Errorf("reservedName(%q) = %v", tt.vm, got)
+			}
+			if err := validName("VM", tt.vm); (err != nil) != tt.badVM {
+				t.Errorf("validName(%q) = %v", tt.vm, err)
+			}
+			if err := validIfName(tt.ifname); (err != nil) != tt.badIf {
+				t.Errorf("validIfName(%q) = %v", tt.ifname, err)
+			}
+		})
+	}
+}
+
+func TestCleanupOrder(t *testing.T) {
+	procs := []string{"server", "agent-host2", "dhclient-a", "agent-host1", "iperf"}
+	slices.SortStableFunc(procs, func(a, b string) int { return procOrder(a) - procOrder(b) })
+	if want := []string{"dhclient-a", "agent-host2", "agent-host1", "iperf", "server"}; !slices.Equal(procs, want) {
+		t.Errorf("process stop order = %v, want %v", procs, want)
+	}
+	ns := []string{"hn-ul", "hn-ctl", "hn-host1", "hn-red1"}
+	slices.SortStableFunc(ns, func(a, b string) int { return nsOrder("hn-", a) - nsOrder("hn-", b) })
+	if want := []string{"hn-red1", "hn-host1", "hn-ctl", "hn-ul"}; !slices.Equal(ns, want) {
+		t.Errorf("netns delete order = %v, want %v", ns, want)
+	}
+	if got := parseNetnsList("hn-a (id: 3)\nhn-b\n\n"); !slices.Equal(got, []string{"hn-a", "hn-b"}) {
+		t.Errorf("parseNetnsList = %v", got)
+	}
+}

@@ -1,0 +1,225 @@
+package lab
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// stopGrace is how long a process gets between SIGTERM and SIGKILL.
+const stopGrace = 5 * time.Second
+
+// proc is a process started by this Lab value (so it can be reaped).
+type proc struct {
+	name string
+	pid  int
+	done chan struct{} // closed once Wait returned
+	err  error         // Wait's error, valid after done
+}
+
+// startProc starts argv inside netns ns in its own session (a Ctrl-C on the
+// terminal of `hivenet lab up` does not reach it), output appended to
+// RunDir/logs/NAME.log, PID written to RunDir/pids/NAME.pid.
+func (l *Lab) startProc(name, ns string, argv ...string) (*proc, error) {
+	logf, err := os.OpenFile(l.logPath(name), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("opening log of %s: %w", name, err)
+	}
+	defer logf.Close()
+	// `ip netns exec` execs argv, so the PID is the process itself.
+	cmd := exec.Command("ip", append([]string{"netns", "exec", ns}, argv...)...)
+	cmd.Stdout, cmd.Stderr = logf, logf
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("starting %s: %w", name, err)
+	}
+	p := &proc{name: name, pid: cmd.Process.Pid, done: make(chan struct{})}
+	go func() {
+		p.err = cmd.Wait()
+		close(p.done)
+	}()
+	if err := os.WriteFile(l.pidPath(name), []byte(strconv.Itoa(p.pid)+"\n"), 0o600); err != nil {
+		_ = syscall.Kill(p.pid, syscall.SIGKILL)
+		<-p.done
+		return nil, fmt.Errorf("writing pid file of %s: %w", name, err)
+	}
+	l.mu.Lock()
+	l.procs[name] = p
+	l.mu.Unlock()
+	l.log.Info("process started", "name", name, "netns", ns, "pid", p.pid)
+	return p, nil
+}
+
+// stopNamed stops the process recorded under name (pid file), whether this
+// Lab value started it or an earlier process did, and removes its pid file.
+func (l *Lab) stopNamed(name string) error {
+	l.mu.Lock()
+	p := l.procs[name]
+	delete(l.procs, name)
+	l.mu.Unlock()
+	if p != nil {
+		err := stopPID(p.pid, p.done)
+		os.Remove(l.pidPath(name))
+		return err
+	}
+	pid, err := readPIDFile(l.pidPath(name))
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if l.owned(pid) {
+		if err := stopPID(pid, nil); err != nil {
+			return err
+		}
+	}
+	os.Remove(l.pidPath(name))
+	return nil
+}
+
+// stopPID sends SIGTERM, waits up to stopGrace, then SIGKILL. done, when not
+// nil, is closed when the process has been reaped by us.
+func stopPID(pid int, done <-chan struct{}) error {
+	exited := func() bool {
+		if done != nil {
+			select {
+			case <-done:
+				return true
+			default:
+				return false
+			}
+		}
+		return !alive(pid)
+	}
+	if exited() {
+		return nil
+	}
+	_ = syscall.Kill(pid, syscall.SIGTERM)
+	for _, sig := range []syscall.Signal{syscall.SIGKILL, 0} {
+		deadline := time.Now().Add(stopGrace)
+		for time.Now().Before(deadline) {
+			if exited() {
+				return nil
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+		if sig != 0 {
+			_ = syscall.Kill(pid, sig)
+		}
+	}
+	return fmt.Errorf("lab: process %d did not exit after SIGKILL", pid)
+}
+
+// alive reports whether pid exists and is not a zombie.
+func alive(pid int) bool {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return false
+	}
+	// state is the field after the ")" closing comm.
+	i := bytes.LastIndexByte(b, ')')
+	if i < 0 || i+2 >= len(b) {
+		return false
+	}
+	return b[i+2] != 'Z' && b[i+2] != 'X'
+}
+
+func readPIDFile(path string) (int, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return 0, err
+	}
+	pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
+	if err != nil || pid <= 1 {
+		return 0, fmt.Errorf("lab: pid file %s: bad pid %q", path, strings.TrimSpace(string(b)))
+	}
+	return pid, nil
+}
+
+// owned reports whether pid is a process of this lab: its program is
+// hivenet (or the configured binary) or dhclient, and its command line
+// mentions RunDir or it lives in one of the lab's namespaces.
+func (l *Lab) owned(pid int) bool {
+	cmdline, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
+	if err != nil {
+		return false
+	}
+	nsIno := netnsInode(fmt.Sprintf("/proc/%d/ns/net", pid))
+	return ownedBy(cmdline, nsIno, l.cfg.RunDir, l.cfg.Binary, l.nsInodes())
+}
+
+// ownedBy is the decision of owned, on data read from /proc.
+func ownedBy(cmdline []byte, nsIno uint64, runDir, binary string, labNS map[uint64]bool) bool {
+	argv := strings.Split(strings.TrimRight(string(cmdline), "\x00"), "\x00")
+	if len(argv) == 0 || argv[0] == "" {
+		return false
+	}
+	prog := filepath.Base(argv[0])
+	if prog != "hivenet" && prog != "dhclient" && prog != filepath.Base(binary) {
+		return false
+	}
+	if nsIno != 0 && labNS[nsIno] {
+		return true
+	}
+	for _, a := range argv[1:] {
+		if a == runDir || strings.HasPrefix(a, runDir+"/") {
+			return true
+		}
+	}
+	return false
+}
+
+// nsInodes returns the inodes of the lab's named namespaces that exist.
+func (l *Lab) nsInodes() map[uint64]bool {
+	m := map[uint64]bool{}
+	names, _ := listNetns(context.Background())
+	for _, n := range names {
+		if strings.HasPrefix(n, l.cfg.Prefix) {
+			if ino := netnsInode("/run/netns/" + n); ino != 0 {
+				m[ino] = true
+			}
+		}
+	}
+	return m
+}
+
+func netnsInode(path string) uint64 {
+	var st syscall.Stat_t
+	if err := syscall.Stat(path, &st); err != nil {
+		return 0
+	}
+	return st.Ino
+}
+
+// logPath and pidPath name a process's files.
+func (l *Lab) logPath(name string) string { return filepath.Join(l.cfg.RunDir, "logs", name+".log") }
+func (l *Lab) pidPath(name string) string { return filepath.Join(l.cfg.RunDir, "pids", name+".pid") }
+
+// LogTail returns the last n lines of process name's log ("server",
+// "agent-host1", "dhclient-red1", ...).
+func (l *Lab) LogTail(name string, n int) string {
+	b, err := os.ReadFile(l.logPath(name))
+	if err != nil {
+		return ""
+	}
+	lines := strings.Split(strings.TrimRight(string(b), "\n"), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
+}
+
+// Logs returns the paths of all process logs of the lab.
+func (l *Lab) Logs() []string {
+	m, _ := filepath.Glob(filepath.Join(l.cfg.RunDir, "logs", "*.log"))
+	return m
+}
