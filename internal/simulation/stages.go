@@ -1,0 +1,392 @@
+package simulation
+
+import (
+	"net/netip"
+	"strconv"
+
+	"hivenet/internal/packet"
+	"hivenet/internal/topology"
+)
+
+// Stage is one step of the pipeline. Its String is the name used in
+// traces (Step.Stage) and tests.
+type Stage uint8
+
+const (
+	StageIngress Stage = iota
+	StagePortSecurity
+	StageARP
+	StageDHCP
+	StageLearn
+	StageMACLookup
+	StageEgress
+)
+
+// stageDef is one row of the pipeline table.
+type stageDef struct {
+	stage Stage
+	name  string
+	doc   string
+	run   func(*sim) outcome
+}
+
+// pipeline is the ordered table of stages: Simulate runs it top to bottom,
+// traces name steps after it, tests iterate over it. Row i is Stage i.
+var pipeline = [...]stageDef{
+	{StageIngress, "ingress", "the ingress port exists and is up; its bridge exists and is up", (*sim).ingress},
+	{StagePortSecurity, "port-security", "source MAC, IP and ARP sender are the port's own (or an allowed pair)", (*sim).portSecurity},
+	{StageARP, "arp", "ARP requests for known addresses are answered locally", (*sim).arp},
+	{StageDHCP, "dhcp", "DHCP client messages are answered from the subnet's settings", (*sim).dhcp},
+	{StageLearn, "learn", "source MACs of ports without port security are learned", (*sim).learn},
+	{StageMACLookup, "mac-lookup", "the destination MAC selects an egress port, or the frame is flooded", (*sim).macLookup},
+	{StageEgress, "egress", "the egress port is up, bound to a live host and not the ingress port", (*sim).egressPort},
+}
+
+func (st Stage) String() string {
+	if int(st) < len(pipeline) {
+		return pipeline[st].name
+	}
+	return "stage?"
+}
+
+// Doc is a one-line description of what the stage checks.
+func (st Stage) Doc() string {
+	if int(st) < len(pipeline) {
+		return pipeline[st].doc
+	}
+	return ""
+}
+
+// Stages returns the pipeline's stages in order.
+func Stages() []Stage {
+	out := make([]Stage, len(pipeline))
+	for i := range pipeline {
+		out[i] = pipeline[i].stage
+	}
+	return out
+}
+
+// ingress: the port and its bridge.
+func (s *sim) ingress() outcome {
+	s.use(packet.FInPort)
+	s.tag(topology.TagPort(s.pkt.Ingress))
+	p := s.snap.Port(s.pkt.Ingress)
+	if p == nil {
+		if s.trace {
+			s.step("port "+shortID(s.pkt.Ingress), "no such port")
+		}
+		return s.drop(ReasonUnknownPort)
+	}
+	s.in = p
+	if !p.AdminUp {
+		if s.trace {
+			s.step(portDevice(p), "admin down")
+		}
+		return s.drop(ReasonPortAdminDown)
+	}
+	s.tag(topology.TagBridge(p.BridgeID))
+	b := s.snap.Bridge(p.BridgeID)
+	if b == nil {
+		if s.trace {
+			s.step(portDevice(p), "admin up, bridge %s missing", shortID(p.BridgeID))
+		}
+		return s.drop(ReasonTopologyIncomplete)
+	}
+	s.br = b
+	if !b.AdminUp {
+		if s.trace {
+			s.step(portDevice(p), "admin up, %s admin down", bridgeDevice(b))
+		}
+		return s.drop(ReasonBridgeAdminDown)
+	}
+	if s.trace {
+		s.step(portDevice(p), "admin up, %s", bridgeDevice(b))
+	}
+	return next
+}
+
+// Well-known addresses and ports.
+var (
+	ipv4Broadcast = netip.AddrFrom4([4]byte{255, 255, 255, 255})
+	linkLocal6    = netip.MustParsePrefix("fe80::/10")
+)
+
+// portSecurity: anti-spoofing. The checks run in a fixed order and record
+// in the mask exactly the fields each one read, so the flow installed for
+// a spoofed (or legitimate) source matches only that source.
+//
+// Addressing is IPv4-only for now: an IPv6 source is allowed when it is
+// link-local (fe80::/10) or unspecified (::, duplicate address detection)
+// and the frame comes from the port's own MAC, or when it is one of the
+// port's fixed IPs or inside an allowed address pair with matching MAC.
+// 802.1Q-tagged frames are dropped: a secured port sends untagged frames.
+func (s *sim) portSecurity() outcome {
+	p := s.in
+	dev := portDevice(p)
+	if !p.PortSecurity {
+		if s.trace {
+			s.step(dev, "off")
+		}
+		return next
+	}
+	m := s.m
+	s.use(packet.FEthSrc)
+	src := mac(m.EthSrc)
+	if !macAllowed(p, src) {
+		return s.spoofed(dev, "src mac %s not allowed", src)
+	}
+	s.use(packet.FVLAN)
+	if m.VLAN != 0 {
+		return s.spoofed(dev, "802.1Q tag %d not allowed", m.VLAN)
+	}
+	s.use(packet.FEthType)
+	switch m.EthType {
+	case packet.EthTypeIPv4:
+		s.use(packet.FIPSrc)
+		ip := m.Src()
+		if ipAllowed(p, src, ip) {
+			if s.trace {
+				s.step(dev, "src %s %s allowed", src, ip)
+			}
+			return next
+		}
+		if ip.IsUnspecified() {
+			// DHCP clients without an address: 0.0.0.0:68 -> 255.255.255.255:67.
+			s.use(packet.FIPProto | packet.FSrcPort | packet.FDstPort | packet.FIPDst)
+			if m.IPProto == packet.ProtoUDP && m.SrcPort == packet.DHCPClientPort && m.DstPort == packet.DHCPServerPort && m.Dst() == ipv4Broadcast {
+				if s.trace {
+					s.step(dev, "src %s 0.0.0.0 allowed: dhcp client", src)
+				}
+				return next
+			}
+		}
+		return s.spoofed(dev, "src %s %s not allowed", src, ip)
+	case packet.EthTypeARP:
+		s.use(packet.FARPSha)
+		if m.ARPSha != m.EthSrc {
+			return s.spoofed(dev, "arp sender %s differs from src %s", mac(m.ARPSha), src)
+		}
+		s.use(packet.FIPSrc)
+		spa := m.Src()
+		if spa.IsUnspecified() {
+			if s.trace {
+				s.step(dev, "arp from %s 0.0.0.0 allowed: probe", src)
+			}
+			return next
+		}
+		if !ipAllowed(p, src, spa) {
+			return s.spoofed(dev, "arp sender %s %s not allowed", src, spa)
+		}
+		if s.trace {
+			s.step(dev, "arp from %s %s allowed", src, spa)
+		}
+		return next
+	case packet.EthTypeIPv6:
+		s.use(packet.FIPSrc)
+		ip := m.Src()
+		if (linkLocal6.Contains(ip) || ip.IsUnspecified()) && src == p.MAC {
+			if s.trace {
+				s.step(dev, "src %s %s allowed: link-local", src, ip)
+			}
+			return next
+		}
+		if ipAllowed(p, src, ip) {
+			if s.trace {
+				s.step(dev, "src %s %s allowed", src, ip)
+			}
+			return next
+		}
+		return s.spoofed(dev, "src %s %s not allowed", src, ip)
+	}
+	return s.spoofed(dev, "ethertype 0x%04x not allowed", m.EthType)
+}
+
+func (s *sim) spoofed(dev, format string, args ...any) outcome {
+	if s.trace {
+		s.step(dev, format, args...)
+	}
+	return s.drop(ReasonPortSecurity)
+}
+
+// macAllowed: the port's own MAC, or an allowed pair's MAC.
+func macAllowed(p *topology.Port, m topology.MAC) bool {
+	if m == p.MAC {
+		return true
+	}
+	for _, ap := range p.AllowedAddressPairs {
+		if ap.MAC == m {
+			return true
+		}
+	}
+	return false
+}
+
+// ipAllowed: a fixed IP sent from the port's own MAC, or an address inside
+// an allowed pair's prefix sent from that pair's MAC (zero: the port's).
+func ipAllowed(p *topology.Port, m topology.MAC, ip netip.Addr) bool {
+	if m == p.MAC {
+		for _, f := range p.FixedIPs {
+			if f.Addr == ip {
+				return true
+			}
+		}
+	}
+	for _, ap := range p.AllowedAddressPairs {
+		pm := ap.MAC
+		if pm == (topology.MAC{}) {
+			pm = p.MAC
+		}
+		if pm == m && ap.Prefix.Contains(ip) {
+			return true
+		}
+	}
+	return false
+}
+
+// learn: MAC learning. Ports with port security send only from configured
+// MACs (their own and their pairs'), which the lookup finds without
+// learning; so only ports without port security learn. A source MAC that
+// is configured on any port of the bridge is not learned either: the
+// configured entry wins the lookup.
+func (s *sim) learn() outcome {
+	p, b := s.in, s.br
+	if p.PortSecurity {
+		if s.trace {
+			s.step(bridgeDevice(b), "port security on: configured MACs only")
+		}
+		return next
+	}
+	s.use(packet.FEthSrc)
+	src := mac(s.m.EthSrc)
+	if src.IsMulticast() || src == (topology.MAC{}) {
+		if s.trace {
+			s.step(bridgeDevice(b), "src %s not unicast: not learned", src)
+		}
+		return next
+	}
+	if src == p.MAC {
+		if s.trace {
+			s.step(bridgeDevice(b), "src %s is the port's own MAC", src)
+		}
+		return next
+	}
+	s.tag(topology.TagMAC(b.ID, src))
+	if owner := s.snap.PortByMAC(b.ID, src); owner != nil {
+		if s.trace {
+			s.step(bridgeDevice(b), "src %s is configured on port %s: not learned", src, portName(owner))
+		}
+		return next
+	}
+	if e := s.snap.LearnedMAC(b.ID, src); e != nil && e.PortID == p.ID {
+		if s.trace {
+			s.step(bridgeDevice(b), "src %s already learned on port %s", src, portName(p))
+		}
+		return next
+	}
+	s.r.Learn = append(s.r.Learn, topology.MACEntry{BridgeID: b.ID, MAC: src, PortID: p.ID})
+	if s.trace {
+		s.step(bridgeDevice(b), "learn %s on port %s", src, portName(p))
+	}
+	return next
+}
+
+// macLookup: the destination. Multicast and broadcast flood (only the
+// group bit of the destination is read); unicast goes to the port that has
+// the MAC configured, else to where it was learned, else floods.
+func (s *sim) macLookup() outcome {
+	b := s.br
+	dst := mac(s.m.EthDst)
+	if dst.IsMulticast() {
+		s.dstGroupBit = true
+		return s.flood(dst, "multicast")
+	}
+	s.use(packet.FEthDst)
+	s.tag(topology.TagMAC(b.ID, dst))
+	if p := s.snap.PortByMAC(b.ID, dst); p != nil {
+		s.egress = p
+		if s.trace {
+			s.step(bridgeDevice(b), "%s -> port %s%s", dst, portName(p), s.whereTrace(p))
+		}
+		return next
+	}
+	if e := s.snap.LearnedMAC(b.ID, dst); e != nil {
+		p := s.snap.Port(e.PortID)
+		if p != nil && p.BridgeID == b.ID {
+			s.egress = p
+			if s.trace {
+				s.step(bridgeDevice(b), "%s -> port %s%s (learned)", dst, portName(p), s.whereTrace(p))
+			}
+			return next
+		}
+		// A stale entry: the port is gone. Its return fixes the lookup.
+		s.tag(topology.TagPort(e.PortID))
+		return s.flood(dst, "learned on missing port "+shortID(e.PortID))
+	}
+	return s.flood(dst, "unknown")
+}
+
+func (s *sim) flood(dst topology.MAC, why string) outcome {
+	b := s.br
+	s.tag(topology.TagFlood(b.ID))
+	s.blk.flood = Flood{BridgeID: b.ID, Key: b.FloodKey}
+	s.r.Flood = &s.blk.flood
+	s.r.Verdict = Forward
+	if s.trace {
+		s.step(bridgeDevice(b), "%s %s: flood key %d to local ports and hosts %v", dst, why, b.FloodKey, s.snap.FloodHosts(b.ID, s.local))
+	}
+	return done
+}
+
+// whereTrace describes where a port is bound, for the trace.
+func (s *sim) whereTrace(p *topology.Port) string {
+	if bd := s.snap.Binding(p.ID); bd != nil {
+		return " on " + bd.Host + " (key " + strconv.FormatUint(uint64(p.TunnelKey), 10) + ")"
+	}
+	return " (unbound)"
+}
+
+// egressPort: the chosen destination port.
+func (s *sim) egressPort() outcome {
+	p := s.egress
+	dev := portDevice(p)
+	if p == s.in {
+		if s.trace {
+			s.step(dev, "is the ingress port")
+		}
+		return s.drop(ReasonHairpin)
+	}
+	s.tag(topology.TagPort(p.ID))
+	if !p.AdminUp {
+		if s.trace {
+			s.step(dev, "admin down")
+		}
+		return s.drop(ReasonEgressPortAdminDown)
+	}
+	bd := s.snap.Binding(p.ID)
+	if bd == nil {
+		if s.trace {
+			s.step(dev, "not bound to any host")
+		}
+		return s.drop(ReasonEgressPortUnbound)
+	}
+	s.tag(topology.TagHost(bd.Host))
+	h := s.snap.Host(bd.Host)
+	if h == nil {
+		if s.trace {
+			s.step(dev, "bound to %s, which is not alive", bd.Host)
+		}
+		return s.drop(ReasonEgressPortUnbound)
+	}
+	local := h.Name == s.local
+	s.blk.out[0] = Output{PortID: p.ID, Host: h.Name, Local: local, TunnelKey: p.TunnelKey}
+	s.r.Outputs = s.blk.out[:1]
+	s.r.Verdict = Forward
+	if s.trace {
+		if local {
+			s.step(dev, "output on local host %s", h.Name)
+		} else {
+			s.step(dev, "tunnel to %s (%s) key %d", h.Name, h.TunnelIP, p.TunnelKey)
+		}
+	}
+	return done
+}
