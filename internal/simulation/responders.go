@@ -37,7 +37,7 @@ const DefaultLeaseSeconds = 86400
 // for the sender's own address) and all other ARP opcodes are bridged.
 // Router addresses come with routers.
 func (s *sim) arp() outcome {
-	m, b := s.m, s.br
+	m, b := &s.pkt.Match, s.br
 	s.use(packet.FEthType)
 	if m.EthType != packet.EthTypeARP {
 		return next
@@ -134,7 +134,7 @@ func dhcpTypeName(t uint8) string {
 // subnet; the options are the subnet's (mask, router, DNS, classless
 // routes, lease) and the bridge's MTU.
 func (s *sim) dhcp() outcome {
-	m := s.m
+	m := &s.pkt.Match
 	s.use(packet.FEthType)
 	if m.EthType != packet.EthTypeIPv4 {
 		return next
@@ -153,7 +153,10 @@ func (s *sim) dhcp() outcome {
 	}
 	s.use(packet.FIPDst)
 	s.noCache = true
-	dev := portDevice(s.in)
+	var dev string
+	if s.trace {
+		dev = portDevice(s.in)
+	}
 	fip, sn := s.dhcpSubnet()
 	var server netip.Addr
 	if sn != nil {

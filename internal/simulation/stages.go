@@ -27,19 +27,42 @@ type stageDef struct {
 	stage Stage
 	name  string
 	doc   string
-	run   func(*sim) outcome
 }
 
-// pipeline is the ordered table of stages: Simulate runs it top to bottom,
-// traces name steps after it, tests iterate over it. Row i is Stage i.
+// pipeline is the ordered table of stages: Simulate runs it top to bottom
+// (dispatching each row in runStage), traces name steps after it, tests
+// iterate over it. Row i is Stage i.
 var pipeline = [...]stageDef{
-	{StageIngress, "ingress", "the ingress port exists and is up; its bridge exists and is up", (*sim).ingress},
-	{StagePortSecurity, "port-security", "source MAC, IP and ARP sender are the port's own (or an allowed pair)", (*sim).portSecurity},
-	{StageARP, "arp", "ARP requests for known addresses are answered locally", (*sim).arp},
-	{StageDHCP, "dhcp", "DHCP client messages are answered from the subnet's settings", (*sim).dhcp},
-	{StageLearn, "learn", "source MACs of ports without port security are learned", (*sim).learn},
-	{StageMACLookup, "mac-lookup", "the destination MAC selects an egress port, or the frame is flooded", (*sim).macLookup},
-	{StageEgress, "egress", "the egress port is up, bound to a live host and not the ingress port", (*sim).egressPort},
+	{StageIngress, "ingress", "the ingress port exists and is up; its bridge exists and is up"},
+	{StagePortSecurity, "port-security", "source MAC, IP and ARP sender are the port's own (or an allowed pair)"},
+	{StageARP, "arp", "ARP requests for known addresses are answered locally"},
+	{StageDHCP, "dhcp", "DHCP client messages are answered from the subnet's settings"},
+	{StageLearn, "learn", "source MACs of ports without port security are learned"},
+	{StageMACLookup, "mac-lookup", "the destination MAC selects an egress port, or the frame is flooded"},
+	{StageEgress, "egress", "the egress port is up, bound to a live host and not the ingress port"},
+}
+
+// runStage runs one stage. A switch rather than a table of func values:
+// calls through func values make the simulation state escape to the heap
+// (measured: 3 more allocations and about 300 ns per simulation).
+func (s *sim) runStage(st Stage) outcome {
+	switch st {
+	case StageIngress:
+		return s.ingress()
+	case StagePortSecurity:
+		return s.portSecurity()
+	case StageARP:
+		return s.arp()
+	case StageDHCP:
+		return s.dhcp()
+	case StageLearn:
+		return s.learn()
+	case StageMACLookup:
+		return s.macLookup()
+	case StageEgress:
+		return s.egressPort()
+	}
+	panic("simulation: stage " + st.String() + " has no implementation")
 }
 
 func (st Stage) String() string {
@@ -122,22 +145,31 @@ var (
 // 802.1Q-tagged frames are dropped: a secured port sends untagged frames.
 func (s *sim) portSecurity() outcome {
 	p := s.in
-	dev := portDevice(p)
+	var dev string
+	if s.trace {
+		dev = portDevice(p)
+	}
 	if !p.PortSecurity {
 		if s.trace {
 			s.step(dev, "off")
 		}
 		return next
 	}
-	m := s.m
+	m := &s.pkt.Match
 	s.use(packet.FEthSrc)
 	src := mac(m.EthSrc)
 	if !macAllowed(p, src) {
-		return s.spoofed(dev, "src mac %s not allowed", src)
+		if s.trace {
+			s.step(dev, "src mac %s not allowed", src)
+		}
+		return s.drop(ReasonPortSecurity)
 	}
 	s.use(packet.FVLAN)
 	if m.VLAN != 0 {
-		return s.spoofed(dev, "802.1Q tag %d not allowed", m.VLAN)
+		if s.trace {
+			s.step(dev, "802.1Q tag %d not allowed", m.VLAN)
+		}
+		return s.drop(ReasonPortSecurity)
 	}
 	s.use(packet.FEthType)
 	switch m.EthType {
@@ -160,11 +192,17 @@ func (s *sim) portSecurity() outcome {
 				return next
 			}
 		}
-		return s.spoofed(dev, "src %s %s not allowed", src, ip)
+		if s.trace {
+			s.step(dev, "src %s %s not allowed", src, ip)
+		}
+		return s.drop(ReasonPortSecurity)
 	case packet.EthTypeARP:
 		s.use(packet.FARPSha)
 		if m.ARPSha != m.EthSrc {
-			return s.spoofed(dev, "arp sender %s differs from src %s", mac(m.ARPSha), src)
+			if s.trace {
+				s.step(dev, "arp sender %s differs from src %s", mac(m.ARPSha), src)
+			}
+			return s.drop(ReasonPortSecurity)
 		}
 		s.use(packet.FIPSrc)
 		spa := m.Src()
@@ -175,7 +213,10 @@ func (s *sim) portSecurity() outcome {
 			return next
 		}
 		if !ipAllowed(p, src, spa) {
-			return s.spoofed(dev, "arp sender %s %s not allowed", src, spa)
+			if s.trace {
+				s.step(dev, "arp sender %s %s not allowed", src, spa)
+			}
+			return s.drop(ReasonPortSecurity)
 		}
 		if s.trace {
 			s.step(dev, "arp from %s %s allowed", src, spa)
@@ -196,14 +237,13 @@ func (s *sim) portSecurity() outcome {
 			}
 			return next
 		}
-		return s.spoofed(dev, "src %s %s not allowed", src, ip)
+		if s.trace {
+			s.step(dev, "src %s %s not allowed", src, ip)
+		}
+		return s.drop(ReasonPortSecurity)
 	}
-	return s.spoofed(dev, "ethertype 0x%04x not allowed", m.EthType)
-}
-
-func (s *sim) spoofed(dev, format string, args ...any) outcome {
 	if s.trace {
-		s.step(dev, format, args...)
+		s.step(dev, "ethertype 0x%04x not allowed", m.EthType)
 	}
 	return s.drop(ReasonPortSecurity)
 }
@@ -257,7 +297,7 @@ func (s *sim) learn() outcome {
 		return next
 	}
 	s.use(packet.FEthSrc)
-	src := mac(s.m.EthSrc)
+	src := mac(s.pkt.Match.EthSrc)
 	if src.IsMulticast() || src == (topology.MAC{}) {
 		if s.trace {
 			s.step(bridgeDevice(b), "src %s not unicast: not learned", src)
@@ -295,7 +335,7 @@ func (s *sim) learn() outcome {
 // the MAC configured, else to where it was learned, else floods.
 func (s *sim) macLookup() outcome {
 	b := s.br
-	dst := mac(s.m.EthDst)
+	dst := mac(s.pkt.Match.EthDst)
 	if dst.IsMulticast() {
 		s.dstGroupBit = true
 		return s.flood(dst, "multicast")
@@ -348,7 +388,10 @@ func (s *sim) whereTrace(p *topology.Port) string {
 // egressPort: the chosen destination port.
 func (s *sim) egressPort() outcome {
 	p := s.egress
-	dev := portDevice(p)
+	var dev string
+	if s.trace {
+		dev = portDevice(p)
+	}
 	if p == s.in {
 		if s.trace {
 			s.step(dev, "is the ingress port")
