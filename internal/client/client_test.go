@@ -10,82 +10,17 @@ import (
 	"net/url"
 	"reflect"
 	"strings"
-	"sync"
 	"testing"
+
+	"hivenet/internal/client/clienttest"
 )
 
 const testToken = "tok-123"
 
-// exchange is one request the fake server expects and its canned answer.
-type exchange struct {
-	method string
-	path   string // escaped path, as on the wire
-	query  string // encoded query, "" for none
-	body   string // expected JSON body, compared as JSON; "" for none
-	status int
-	resp   string
-}
+type exchange = clienttest.Exchange
 
-// fakeNeutron serves the exchanges in order and fails the test on any
-// request that differs from the next expected one, or on exchanges that
-// were never asked for.
 func fakeNeutron(t *testing.T, exs []exchange) *httptest.Server {
-	t.Helper()
-	var mu sync.Mutex
-	next := 0
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		mu.Lock()
-		defer mu.Unlock()
-		if next >= len(exs) {
-			t.Errorf("unexpected request %s %s", r.Method, r.URL)
-			http.Error(w, "unexpected", http.StatusTeapot)
-			return
-		}
-		ex := exs[next]
-		next++
-		if r.Method != ex.method || r.URL.EscapedPath() != ex.path || r.URL.RawQuery != ex.query {
-			t.Errorf("request %d = %s %s?%s, want %s %s?%s", next, r.Method, r.URL.EscapedPath(), r.URL.RawQuery, ex.method, ex.path, ex.query)
-		}
-		if got := r.Header.Get("X-Auth-Token"); got != testToken {
-			t.Errorf("request %d: X-Auth-Token = %q, want %q", next, got, testToken)
-		}
-		if got := r.Header.Get("Accept"); got != "application/json" {
-			t.Errorf("request %d: Accept = %q", next, got)
-		}
-		body, _ := io.ReadAll(r.Body)
-		switch {
-		case ex.body == "" && len(body) != 0:
-			t.Errorf("request %d: body %s, want none", next, body)
-		case ex.body != "":
-			if ct := r.Header.Get("Content-Type"); ct != "application/json" {
-				t.Errorf("request %d: Content-Type = %q", next, ct)
-			}
-			var got, want any
-			if err := json.Unmarshal(body, &got); err != nil {
-				t.Errorf("request %d: body %s: %v", next, body, err)
-			}
-			if err := json.Unmarshal([]byte(ex.body), &want); err != nil {
-				t.Fatalf("bad test body %s: %v", ex.body, err)
-			}
-			if !reflect.DeepEqual(got, want) {
-				t.Errorf("request %d: body %s, want %s", next, body, ex.body)
-			}
-		}
-		if ex.resp != "" {
-			w.Header().Set("Content-Type", "application/json")
-		}
-		w.WriteHeader(ex.status)
-		io.WriteString(w, ex.resp)
-	}))
-	t.Cleanup(func() {
-		srv.Close()
-		mu.Lock()
-		defer mu.Unlock()
-		if next != len(exs) {
-			t.Errorf("server saw %d requests, want %d", next, len(exs))
-		}
-	})
-	return srv
+	return clienttest.NewServer(t, testToken, exs...)
 }
 
 func newTestClient(t *testing.T, srv *httptest.Server) *Client {
@@ -110,9 +45,9 @@ func TestCRUD(t *testing.T) {
 		{
 			name: "create network",
 			exs: []exchange{{
-				method: "POST", path: "/v2.0/networks",
-				body:   `{"network": {"name": "blue", "admin_state_up": false}}`,
-				status: 201, resp: `{"network": {"id": "n1", "name": "blue", "admin_state_up": false, "mtu": 1450}}`,
+				Method: "POST", Path: "/v2.0/networks",
+				Body:   `{"network": {"name": "blue", "admin_state_up": false}}`,
+				Status: 201, Resp: `{"network": {"id": "n1", "name": "blue", "admin_state_up": false, "mtu": 1450}}`,
 			}},
 			call: func(ctx context.Context, c *Client) (any, error) {
 				return c.Create(ctx, Networks, Object{"name": "blue", "admin_state_up": false})
@@ -122,8 +57,8 @@ func TestCRUD(t *testing.T) {
 		{
 			name: "show port",
 			exs: []exchange{{
-				method: "GET", path: "/v2.0/ports/p1",
-				status: 200, resp: `{"port": {"id": "p1", "binding:host_id": "h1"}}`,
+				Method: "GET", Path: "/v2.0/ports/p1",
+				Status: 200, Resp: `{"port": {"id": "p1", "binding:host_id": "h1"}}`,
 			}},
 			call: func(ctx context.Context, c *Client) (any, error) { return c.Get(ctx, Ports, "p1") },
 			want: Object{"id": "p1", "binding:host_id": "h1"},
@@ -131,8 +66,8 @@ func TestCRUD(t *testing.T) {
 		{
 			name: "ID is escaped in the path",
 			exs: []exchange{{
-				method: "GET", path: "/v2.0/subnets/a%2Fb%20c",
-				status: 200, resp: `{"subnet": {"id": "a/b c"}}`,
+				Method: "GET", Path: "/v2.0/subnets/a%2Fb%20c",
+				Status: 200, Resp: `{"subnet": {"id": "a/b c"}}`,
 			}},
 			call: func(ctx context.Context, c *Client) (any, error) { return c.Get(ctx, Subnets, "a/b c") },
 			want: Object{"id": "a/b c"},
@@ -140,9 +75,9 @@ func TestCRUD(t *testing.T) {
 		{
 			name: "update subnet",
 			exs: []exchange{{
-				method: "PUT", path: "/v2.0/subnets/s1",
-				body:   `{"subnet": {"gateway_ip": null, "dns_nameservers": ["10.0.0.2"]}}`,
-				status: 200, resp: `{"subnet": {"id": "s1", "gateway_ip": null, "dns_nameservers": ["10.0.0.2"]}}`,
+				Method: "PUT", Path: "/v2.0/subnets/s1",
+				Body:   `{"subnet": {"gateway_ip": null, "dns_nameservers": ["10.0.0.2"]}}`,
+				Status: 200, Resp: `{"subnet": {"id": "s1", "gateway_ip": null, "dns_nameservers": ["10.0.0.2"]}}`,
 			}},
 			call: func(ctx context.Context, c *Client) (any, error) {
 				return c.Update(ctx, Subnets, "s1", Object{"gateway_ip": nil, "dns_nameservers": []string{"10.0.0.2"}})
@@ -151,15 +86,15 @@ func TestCRUD(t *testing.T) {
 		},
 		{
 			name: "delete",
-			exs:  []exchange{{method: "DELETE", path: "/v2.0/networks/n1", status: 204}},
+			exs:  []exchange{{Method: "DELETE", Path: "/v2.0/networks/n1", Status: 204}},
 			call: func(ctx context.Context, c *Client) (any, error) { return nil, c.Delete(ctx, Networks, "n1") },
 			want: nil,
 		},
 		{
 			name: "list with filters",
 			exs: []exchange{{
-				method: "GET", path: "/v2.0/ports", query: "binding%3Ahost_id=h1&network_id=n1",
-				status: 200, resp: `{"ports": [{"id": "p1"}, {"id": "p2"}]}`,
+				Method: "GET", Path: "/v2.0/ports", Query: "binding%3Ahost_id=h1&network_id=n1",
+				Status: 200, Resp: `{"ports": [{"id": "p1"}, {"id": "p2"}]}`,
 			}},
 			call: func(ctx context.Context, c *Client) (any, error) {
 				return c.List(ctx, Ports, url.Values{"network_id": {"n1"}, "binding:host_id": {"h1"}})
@@ -168,7 +103,7 @@ func TestCRUD(t *testing.T) {
 		},
 		{
 			name: "empty list is empty, not nil",
-			exs:  []exchange{{method: "GET", path: "/v2.0/agents", status: 200, resp: `{"agents": []}`}},
+			exs:  []exchange{{Method: "GET", Path: "/v2.0/agents", Status: 200, Resp: `{"agents": []}`}},
 			call: func(ctx context.Context, c *Client) (any, error) { return c.List(ctx, Agents, nil) },
 			want: []Object{},
 		},
@@ -176,12 +111,12 @@ func TestCRUD(t *testing.T) {
 			name: "list follows next links",
 			exs: []exchange{
 				{
-					method: "GET", path: "/v2.0/networks", query: "limit=1",
-					status: 200, resp: `{"networks": [{"id": "a"}], "networks_links": [{"rel": "next", "href": "/v2.0/networks?limit=1&marker=a"}]}`,
+					Method: "GET", Path: "/v2.0/networks", Query: "limit=1",
+					Status: 200, Resp: `{"networks": [{"id": "a"}], "networks_links": [{"rel": "next", "href": "/v2.0/networks?limit=1&marker=a"}]}`,
 				},
 				{
-					method: "GET", path: "/v2.0/networks", query: "limit=1&marker=a",
-					status: 200, resp: `{"networks": [{"id": "b"}], "networks_links": [{"rel": "previous", "href": "/v2.0/networks?limit=1&marker=b&page_reverse=True"}]}`,
+					Method: "GET", Path: "/v2.0/networks", Query: "limit=1&marker=a",
+					Status: 200, Resp: `{"networks": [{"id": "b"}], "networks_links": [{"rel": "previous", "href": "/v2.0/networks?limit=1&marker=b&page_reverse=True"}]}`,
 				},
 			},
 			call: func(ctx context.Context, c *Client) (any, error) {
@@ -191,7 +126,7 @@ func TestCRUD(t *testing.T) {
 		},
 		{
 			name:    "not found is an *Error and ErrNotFound",
-			exs:     []exchange{{method: "GET", path: "/v2.0/networks/nope", status: 404, resp: notFound}},
+			exs:     []exchange{{Method: "GET", Path: "/v2.0/networks/nope", Status: 404, Resp: notFound}},
 			call:    func(ctx context.Context, c *Client) (any, error) { return c.Get(ctx, Networks, "nope") },
 			want:    &Error{Status: 404, Type: "NetworkNotFound", Message: "Network nope could not be found."},
 			wantErr: ErrNotFound,
@@ -199,47 +134,47 @@ func TestCRUD(t *testing.T) {
 		{
 			name: "conflict",
 			exs: []exchange{{
-				method: "DELETE", path: "/v2.0/networks/n1", status: 409,
-				resp: `{"NeutronError": {"type": "NetworkInUse", "message": "Unable to complete operation on network n1. There are one or more ports still in use on the network.", "detail": ""}}`,
+				Method: "DELETE", Path: "/v2.0/networks/n1", Status: 409,
+				Resp: `{"NeutronError": {"type": "NetworkInUse", "message": "Unable to complete operation on network n1. There are one or more ports still in use on the network.", "detail": ""}}`,
 			}},
 			call: func(ctx context.Context, c *Client) (any, error) { return nil, c.Delete(ctx, Networks, "n1") },
 			want: &Error{Status: 409, Type: "NetworkInUse", Message: "Unable to complete operation on network n1. There are one or more ports still in use on the network."},
 		},
 		{
 			name: "plain-text error body",
-			exs:  []exchange{{method: "GET", path: "/v2.0/networks", status: 502, resp: "bad gateway\n"}},
+			exs:  []exchange{{Method: "GET", Path: "/v2.0/networks", Status: 502, Resp: "bad gateway\n"}},
 			call: func(ctx context.Context, c *Client) (any, error) { return c.List(ctx, Networks, nil) },
 			want: &Error{Status: 502, Message: "bad gateway"},
 		},
 		{
 			name: "empty error body uses the status text",
-			exs:  []exchange{{method: "GET", path: "/v2.0/networks", status: 401}},
+			exs:  []exchange{{Method: "GET", Path: "/v2.0/networks", Status: 401}},
 			call: func(ctx context.Context, c *Client) (any, error) { return c.List(ctx, Networks, nil) },
 			want: &Error{Status: 401, Message: "Unauthorized"},
 		},
 		{
 			name: "response without the wrapper key",
-			exs:  []exchange{{method: "GET", path: "/v2.0/networks/n1", status: 200, resp: `{"id": "n1"}`}},
+			exs:  []exchange{{Method: "GET", Path: "/v2.0/networks/n1", Status: 200, Resp: `{"id": "n1"}`}},
 			call: func(ctx context.Context, c *Client) (any, error) { return c.Get(ctx, Networks, "n1") },
 			want: errors.New(`client: response to GET /v2.0/networks/n1 has no "network"`),
 		},
 		{
 			name: "malformed JSON response",
-			exs:  []exchange{{method: "GET", path: "/v2.0/networks", status: 200, resp: `{"networks": [`}},
+			exs:  []exchange{{Method: "GET", Path: "/v2.0/networks", Status: 200, Resp: `{"networks": [`}},
 			call: func(ctx context.Context, c *Client) (any, error) { return c.List(ctx, Networks, nil) },
 			want: errors.New("client: decoding response to GET /v2.0/networks: unexpected EOF"),
 		},
 		{
 			name: "resolve by ID",
-			exs:  []exchange{{method: "GET", path: "/v2.0/networks/n1", status: 200, resp: `{"network": {"id": "n1", "name": "blue"}}`}},
+			exs:  []exchange{{Method: "GET", Path: "/v2.0/networks/n1", Status: 200, Resp: `{"network": {"id": "n1", "name": "blue"}}`}},
 			call: func(ctx context.Context, c *Client) (any, error) { return c.Resolve(ctx, Networks, "n1") },
 			want: "n1",
 		},
 		{
 			name: "resolve by name",
 			exs: []exchange{
-				{method: "GET", path: "/v2.0/networks/blue", status: 404, resp: notFound},
-				{method: "GET", path: "/v2.0/networks", query: "name=blue", status: 200, resp: `{"networks": [{"id": "n1", "name": "blue"}]}`},
+				{Method: "GET", Path: "/v2.0/networks/blue", Status: 404, Resp: notFound},
+				{Method: "GET", Path: "/v2.0/networks", Query: "name=blue", Status: 200, Resp: `{"networks": [{"id": "n1", "name": "blue"}]}`},
 			},
 			call: func(ctx context.Context, c *Client) (any, error) { return c.Resolve(ctx, Networks, "blue") },
 			want: "n1",
@@ -247,8 +182,8 @@ func TestCRUD(t *testing.T) {
 		{
 			name: "resolve after a 400 for a non-UUID",
 			exs: []exchange{
-				{method: "GET", path: "/v2.0/subnets/s", status: 400, resp: `{"NeutronError": {"type": "HTTPBadRequest", "message": "bad id"}}`},
-				{method: "GET", path: "/v2.0/subnets", query: "name=s", status: 200, resp: `{"subnets": [{"id": "s1", "name": "s"}]}`},
+				{Method: "GET", Path: "/v2.0/subnets/s", Status: 400, Resp: `{"NeutronError": {"type": "HTTPBadRequest", "message": "bad id"}}`},
+				{Method: "GET", Path: "/v2.0/subnets", Query: "name=s", Status: 200, Resp: `{"subnets": [{"id": "s1", "name": "s"}]}`},
 			},
 			call: func(ctx context.Context, c *Client) (any, error) { return c.Resolve(ctx, Subnets, "s") },
 			want: "s1",
@@ -256,8 +191,8 @@ func TestCRUD(t *testing.T) {
 		{
 			name: "resolve agent by host",
 			exs: []exchange{
-				{method: "GET", path: "/v2.0/agents/host-1", status: 404, resp: notFound},
-				{method: "GET", path: "/v2.0/agents", query: "host=host-1", status: 200, resp: `{"agents": [{"id": "a1", "host": "host-1"}]}`},
+				{Method: "GET", Path: "/v2.0/agents/host-1", Status: 404, Resp: notFound},
+				{Method: "GET", Path: "/v2.0/agents", Query: "host=host-1", Status: 200, Resp: `{"agents": [{"id": "a1", "host": "host-1"}]}`},
 			},
 			call: func(ctx context.Context, c *Client) (any, error) { return c.Resolve(ctx, Agents, "host-1") },
 			want: "a1",
@@ -265,8 +200,8 @@ func TestCRUD(t *testing.T) {
 		{
 			name: "resolve ignores inexact matches",
 			exs: []exchange{
-				{method: "GET", path: "/v2.0/networks/blue", status: 404, resp: notFound},
-				{method: "GET", path: "/v2.0/networks", query: "name=blue", status: 200, resp: `{"networks": [{"id": "n2", "name": "blue2"}]}`},
+				{Method: "GET", Path: "/v2.0/networks/blue", Status: 404, Resp: notFound},
+				{Method: "GET", Path: "/v2.0/networks", Query: "name=blue", Status: 200, Resp: `{"networks": [{"id": "n2", "name": "blue2"}]}`},
 			},
 			call:    func(ctx context.Context, c *Client) (any, error) { return c.Resolve(ctx, Networks, "blue") },
 			want:    errors.New(`client: not found: no network with name or ID "blue"`),
@@ -275,8 +210,8 @@ func TestCRUD(t *testing.T) {
 		{
 			name: "resolve ambiguous",
 			exs: []exchange{
-				{method: "GET", path: "/v2.0/networks/blue", status: 404, resp: notFound},
-				{method: "GET", path: "/v2.0/networks", query: "name=blue", status: 200, resp: `{"networks": [{"id": "n1", "name": "blue"}, {"id": "n2", "name": "blue"}]}`},
+				{Method: "GET", Path: "/v2.0/networks/blue", Status: 404, Resp: notFound},
+				{Method: "GET", Path: "/v2.0/networks", Query: "name=blue", Status: 200, Resp: `{"networks": [{"id": "n1", "name": "blue"}, {"id": "n2", "name": "blue"}]}`},
 			},
 			call:    func(ctx context.Context, c *Client) (any, error) { return c.Resolve(ctx, Networks, "blue") },
 			want:    errors.New(`client: ambiguous name: 2 network objects have name "blue" (n1, n2); use an ID`),
@@ -285,7 +220,7 @@ func TestCRUD(t *testing.T) {
 		{
 			name: "resolve passes other errors through",
 			exs: []exchange{
-				{method: "GET", path: "/v2.0/networks/blue", status: 401, resp: `{"NeutronError": {"type": "Unauthorized", "message": "bad token"}}`},
+				{Method: "GET", Path: "/v2.0/networks/blue", Status: 401, Resp: `{"NeutronError": {"type": "Unauthorized", "message": "bad token"}}`},
 			},
 			call: func(ctx context.Context, c *Client) (any, error) { return c.Resolve(ctx, Networks, "blue") },
 			want: &Error{Status: 401, Type: "Unauthorized", Message: "bad token"},
@@ -293,10 +228,10 @@ func TestCRUD(t *testing.T) {
 		{
 			name: "trace",
 			exs: []exchange{{
-				method: "POST", path: "/v2.0/hivenet/trace",
-				body:   `{"trace": {"port_id": "p1", "eth_dst": "fa:16:3e:00:00:02", "ip_dst": "10.0.0.3", "proto": "tcp", "dst_port": 80}}`,
-				status: 200,
-				resp:   `{"trace": {"verdict": "forward", "steps": [{"device": "port a", "stage": "ingress", "detail": "ok"}], "outputs": [{"port_id": "p2"}]}}`,
+				Method: "POST", Path: "/v2.0/hivenet/trace",
+				Body:   `{"trace": {"port_id": "p1", "eth_dst": "fa:16:3e:00:00:02", "ip_dst": "10.0.0.3", "proto": "tcp", "dst_port": 80}}`,
+				Status: 200,
+				Resp:   `{"trace": {"verdict": "forward", "steps": [{"device": "port a", "stage": "ingress", "detail": "ok"}], "outputs": [{"port_id": "p2", "host": "h2", "tunnel_key": 7}], "flow": "cacheable"}}`,
 			}},
 			call: func(ctx context.Context, c *Client) (any, error) {
 				res, err := c.Trace(ctx, TraceRequest{PortID: "p1", EthDst: "fa:16:3e:00:00:02", IPDst: "10.0.0.3", Proto: "tcp", DstPort: 80})
@@ -308,7 +243,8 @@ func TestCRUD(t *testing.T) {
 			want: &TraceResult{
 				Verdict: "forward",
 				Steps:   []TraceStep{{Device: "port a", Stage: "ingress", Detail: "ok"}},
-				Outputs: []any{map[string]any{"port_id": "p2"}},
+				Outputs: []TraceOutput{{PortID: "p2", Host: "h2", TunnelKey: 7}},
+				Flow:    "cacheable",
 			},
 		},
 	}

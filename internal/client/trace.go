@@ -11,8 +11,9 @@ import (
 const TracePath = "/v2.0/hivenet/trace"
 
 // TraceRequest describes a packet entering the virtual network at a port.
-// Empty fields are left for the server to fill from the port (its MAC and
-// first fixed IP for the sources).
+// Empty fields are left for the server to fill: the sources from the port
+// (its MAC and first fixed IP), the destination MAC as broadcast, the
+// protocol as an ICMP echo request, the TTL as 64.
 type TraceRequest struct {
 	PortID  string `json:"port_id"`
 	EthSrc  string `json:"eth_src,omitempty"`
@@ -22,6 +23,7 @@ type TraceRequest struct {
 	Proto   string `json:"proto,omitempty"` // "icmp", "tcp", "udp", "arp" or a number
 	SrcPort int    `json:"src_port,omitempty"`
 	DstPort int    `json:"dst_port,omitempty"`
+	TTL     int    `json:"ttl,omitempty"`
 }
 
 // TraceStep is one line of a trace: a device, the stage inside it and
@@ -32,13 +34,24 @@ type TraceStep struct {
 	Detail string `json:"detail"`
 }
 
+// TraceOutput is one port the packet leaves the virtual network by.
+type TraceOutput struct {
+	PortID    string `json:"port_id"`
+	Host      string `json:"host"`
+	TunnelKey uint32 `json:"tunnel_key"`
+	Local     bool   `json:"local"` // on the host the trace was simulated for
+}
+
 // TraceResult is the simulated fate of the packet.
 type TraceResult struct {
-	Verdict string      `json:"verdict"` // "forward", "drop", "consumed"
-	Reason  string      `json:"reason,omitempty"`
-	Steps   []TraceStep `json:"steps"`
-	// Outputs are the egress ports, as the server describes them.
-	Outputs []any `json:"outputs"`
+	Host    string        `json:"host"`    // host whose view was simulated (the port's)
+	Verdict string        `json:"verdict"` // "forward", "drop", "consumed"
+	Reason  string        `json:"reason,omitempty"`
+	Outputs []TraceOutput `json:"outputs"`
+	Flood   string        `json:"flood,omitempty"` // the flood, if the packet is flooded
+	Emitted int           `json:"emitted"`         // frames the agent would answer with
+	Flow    string        `json:"flow"`            // whether and how the decision is cached
+	Steps   []TraceStep   `json:"steps"`
 	// Raw is the "trace" object exactly as received, for -o json.
 	Raw json.RawMessage `json:"-"`
 }
