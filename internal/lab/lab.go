@@ -502,7 +502,8 @@ func (l *Lab) Cleanup(ctx context.Context) error {
 	}
 	for _, ln := range links {
 		if strings.HasPrefix(ln, l.cfg.Prefix) {
-			if err := ip(ctx, "link", "del", ln); err != nil {
+			// A veth goes away with its peer's namespace, asynchronously.
+			if err := ip(ctx, "link", "del", ln); err != nil && !strings.Contains(err.Error(), "Cannot find device") {
 				errs = append(errs, err)
 			}
 		}

@@ -1,0 +1,373 @@
+package lab
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/netip"
+	"strings"
+	"sync"
+	"text/tabwriter"
+	"time"
+)
+
+// ErrDemoFailed is returned by RunDemo when a lease or the ping matrix is
+// not what the topology implies.
+var ErrDemoFailed = errors.New("lab: demo failed")
+
+// DemoConfig configures RunDemo.
+type DemoConfig struct {
+	Lab  Config    // Hosts below 3 is raised to 3
+	Keep bool      // leave the lab running afterwards (and print how to reach it)
+	Out  io.Writer // the summary
+}
+
+// demoVM is one VM of the demo topology.
+type demoVM struct {
+	name, network, host string
+	ip                  netip.Addr
+}
+
+// The demo topology: two projects, each with a network on the SAME CIDR,
+// two VMs per network on different hosts, host1 carrying both networks.
+// red1 and blue1 even share an address; blue2's address exists only in blue.
+//
+//	project alpha: network red  10.10.0.0/24   red1 .11 @host1   red2  .12 @host2
+//	project beta:  network blue 10.10.0.0/24   blue1 .11 @host3  blue2 .13 @host1
+var demoNetworks = []struct{ name, project, cidr, gateway string }{
+	{"red", "alpha", "10.10.0.0/24", "10.10.0.1"},
+	{"blue", "beta", "10.10.0.0/24", "10.10.0.1"},
+}
+
+var demoVMs = []demoVM{
+	{"red1", "red", "host1", netip.MustParseAddr("10.10.0.11")},
+	{"red2", "red", "host2", netip.MustParseAddr("10.10.0.12")},
+	{"blue1", "blue", "host3", netip.MustParseAddr("10.10.0.11")},
+	{"blue2", "blue", "host1", netip.MustParseAddr("10.10.0.13")},
+}
+
+// Cell outcomes of the ping matrix.
+const (
+	CellReached = "ok"    // replies, and the replier is the destination VM (ARP MAC)
+	CellNoReply = "--"    // no reply
+	CellSelf    = "self"  // the destination's address is the source's own
+	CellOther   = "other" // replies from the VM holding that address in the source's own network
+)
+
+// Cell is one entry of the ping matrix: From pinged To's address.
+type Cell struct {
+	From, To string
+	Addr     netip.Addr
+	Outcome  string
+	RTT      time.Duration
+	Want     bool // whether From should reach To (same network)
+	OK       bool // outcome as expected
+}
+
+// DemoResult is what RunDemo measured.
+type DemoResult struct {
+	Leases  map[string]Lease
+	Matrix  []Cell
+	Timings []Timing
+	Errors  []string // what was not as expected
+}
+
+// Timing is one phase of the demo.
+type Timing struct {
+	Phase string
+	Took  time.Duration
+}
+
+// RunDemo builds a 3-host lab, two tenant networks with overlapping CIDRs
+// in two projects, two VMs per network spread across hosts, runs dhclient in
+// every VM and a ping matrix, prints a summary to cfg.Out and tears the lab
+// down (unless Keep), also when ctx is cancelled. It returns ErrDemoFailed
+// (wrapped) when a lease or the matrix is wrong.
+func RunDemo(ctx context.Context, cfg DemoConfig) (res DemoResult, err error) {
+	if cfg.Lab.Hosts < 3 {
+		cfg.Lab.Hosts = 3
+	}
+	out := cfg.Out
+	if out == nil {
+		out = io.Discard
+	}
+	l, err := New(cfg.Lab)
+	if err != nil {
+		return res, err
+	}
+	defer func() {
+		if cfg.Keep && ctx.Err() == nil {
+			fmt.Fprintf(out, "\nThe lab keeps running. To explore it:\n%s", l.HowTo())
+			return
+		}
+		fmt.Fprintf(out, "\ntearing the lab down ...\n")
+		if derr := l.Down(context.WithoutCancel(ctx)); derr != nil {
+			err = errors.Join(err, derr)
+		}
+	}()
+	res.Leases = map[string]Lease{}
+	phase := func(name string, start time.Time) {
+		res.Timings = append(res.Timings, Timing{name, time.Since(start)})
+	}
+
+	fmt.Fprintf(out, "hivenet demo: %d hosts (prefix %s), networks red and blue, both 10.10.0.0/24\n", cfg.Lab.Hosts, l.cfg.Prefix)
+	start := time.Now()
+	if err := l.Up(ctx); err != nil {
+		return res, err
+	}
+	phase("lab up (namespaces, server, agents alive)", start)
+	fmt.Fprintf(out, "lab up: API %s, %d agents alive (%v)\n", l.APIURL(), len(l.Hosts()), time.Since(start).Round(time.Millisecond))
+
+	start = time.Now()
+	ports, err := demoTopology(ctx, l.api())
+	if err != nil {
+		return res, err
+	}
+	phase("API: 2 networks, 2 subnets, 4 ports", start)
+
+	start = time.Now()
+	var mtus = map[string]int{}
+	for _, v := range demoVMs {
+		p := ports[v.name]
+		if err := l.AddVM(ctx, v.name, v.host, p.port.InterfaceName(), p.port.MACAddress); err != nil {
+			return res, err
+		}
+		mtus[v.name] = p.mtu
+	}
+	phase("VM namespaces attached", start)
+
+	start = time.Now()
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	dhcpErr := make([]error, len(demoVMs))
+	for i, v := range demoVMs {
+		wg.Go(func() {
+			lease, err := l.DHCP(ctx, v.name)
+			mu.Lock()
+			defer mu.Unlock()
+			dhcpErr[i] = err
+			if err == nil {
+				res.Leases[v.name] = lease
+			}
+		})
+	}
+	wg.Wait()
+	phase("dhclient in 4 VMs (in parallel)", start)
+	for i, v := range demoVMs {
+		if dhcpErr[i] != nil {
+			res.Errors = append(res.Errors, fmt.Sprintf("%s: %v", v.name, dhcpErr[i]))
+			continue
+		}
+		lease := res.Leases[v.name]
+		if lease.Addr.Addr() != v.ip || lease.Addr.Bits() != 24 {
+			res.Errors = append(res.Errors, fmt.Sprintf("%s: leased %s, want %s/24", v.name, lease.Addr, v.ip))
+		}
+		if want := mtus[v.name]; want != 0 && lease.MTU != want {
+			res.Errors = append(res.Errors, fmt.Sprintf("%s: lease MTU %d, want the network's %d", v.name, lease.MTU, want))
+		}
+	}
+	if ctx.Err() != nil {
+		return res, ctx.Err()
+	}
+
+	start = time.Now()
+	// Let every same-network pair get its first reply (bindings and flows
+	// settle) before the matrix, for at most 10 s.
+	warm(ctx, l, 10*time.Second)
+	phase("warm-up (first reply of each same-network pair)", start)
+	start = time.Now()
+	res.Matrix = pingMatrix(ctx, l)
+	phase("ping matrix (12 pairs, in parallel)", start)
+	for _, c := range res.Matrix {
+		if !c.OK {
+			want := "reach"
+			if !c.Want {
+				want = "be isolated from"
+			}
+			res.Errors = append(res.Errors, fmt.Sprintf("%s should %s %s (%s): got %s", c.From, want, c.To, c.Addr, c.Outcome))
+		}
+	}
+	if ctx.Err() != nil {
+		return res, ctx.Err()
+	}
+	writeSummary(out, res)
+	if len(res.Errors) > 0 {
+		return res, fmt.Errorf("%w: %s", ErrDemoFailed, strings.Join(res.Errors, "; "))
+	}
+	return res, nil
+}
+
+type demoPort struct {
+	port Port
+	mtu  int
+}
+
+// demoTopology creates the networks, subnets and bound ports as admin, on
+// behalf of the two projects.
+func demoTopology(ctx context.Context, api *API) (map[string]demoPort, error) {
+	nets := map[string]Network{}
+	subnets := map[string]Subnet{}
+	for _, n := range demoNetworks {
+		net, err := api.CreateNetwork(ctx, Network{Name: n.name, ProjectID: n.project})
+		if err != nil {
+			return nil, fmt.Errorf("creating network %s: %w", n.name, err)
+		}
+		sub, err := api.CreateSubnet(ctx, Subnet{Name: n.name + "-subnet", NetworkID: net.ID, ProjectID: n.project, CIDR: n.cidr, GatewayIP: n.gateway})
+		if err != nil {
+			return nil, fmt.Errorf("creating subnet of %s: %w", n.name, err)
+		}
+		nets[n.name], subnets[n.name] = net, sub
+	}
+	ports := map[string]demoPort{}
+	for _, v := range demoVMs {
+		p, err := api.CreatePort(ctx, Port{
+			Name: v.name, NetworkID: nets[v.network].ID, ProjectID: nets[v.network].ProjectID,
+			FixedIPs:    []FixedIP{{SubnetID: subnets[v.network].ID, IPAddress: v.ip.String()}},
+			HostID:      v.host,
+			DeviceOwner: "compute:lab", DeviceID: "lab-" + v.name,
+		})
+		if err != nil {
+			return nil, fmt.Errorf("creating port %s: %w", v.name, err)
+		}
+		ports[v.name] = demoPort{port: p, mtu: nets[v.network].MTU}
+	}
+	return ports, nil
+}
+
+func vmByName(n string) demoVM {
+	for _, v := range demoVMs {
+		if v.name == n {
+			return v
+		}
+	}
+	return demoVM{}
+}
+
+// warm pings each same-network pair until it answers or the budget ends.
+func warm(ctx context.Context, l *Lab, budget time.Duration) {
+	ctx, cancel := context.WithTimeout(ctx, budget)
+	defer cancel()
+	var wg sync.WaitGroup
+	for _, a := range demoVMs {
+		for _, b := range demoVMs {
+			if a.name == b.name || a.network != b.network {
+				continue
+			}
+			wg.Go(func() {
+				for ctx.Err() == nil {
+					if ok, _, err := l.Ping(ctx, a.name, b.ip, 1, time.Second); err != nil || ok {
+						return
+					}
+				}
+			})
+		}
+	}
+	wg.Wait()
+}
+
+// pingMatrix pings every VM's address from every other VM, 3 echoes each.
+// A reply counts as reaching the destination only if the source's ARP entry
+// for the address is the destination's MAC.
+func pingMatrix(ctx context.Context, l *Lab) []Cell {
+	var cells []Cell
+	for _, a := range demoVMs {
+		for _, b := range demoVMs {
+			if a.name != b.name {
+				cells = append(cells, Cell{From: a.name, To: b.name, Addr: b.ip, Want: a.network == b.network})
+			}
+		}
+	}
+	var wg sync.WaitGroup
+	for i := range cells {
+		wg.Go(func() {
+			c := &cells[i]
+			from, to := vmByName(c.From), vmByName(c.To)
+			switch {
+			case from.ip == to.ip:
+				c.Outcome = CellSelf
+			default:
+				r, err := l.PingDetail(ctx, c.From, c.Addr, 3, 200*time.Millisecond, 2*time.Second)
+				switch {
+				case err != nil:
+					c.Outcome = "error: " + err.Error()
+				case r.Received == 0:
+					c.Outcome = CellNoReply
+				default:
+					c.RTT = median(r.RTTs)
+					toVM, _ := l.VM(c.To)
+					mac, _ := l.Neighbor(ctx, c.From, c.Addr)
+					if strings.EqualFold(mac, toVM.MAC) {
+						c.Outcome = CellReached
+					} else {
+						c.Outcome = CellOther
+					}
+				}
+			}
+			c.OK = (c.Outcome == CellReached) == c.Want
+		})
+	}
+	wg.Wait()
+	return cells
+}
+
+func writeSummary(w io.Writer, res DemoResult) {
+	fmt.Fprintf(w, "\nDHCP leases (real dhclient in each VM namespace)\n")
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "  VM\tNETWORK\tHOST\tADDRESS\tROUTER\tMTU\tTOOK")
+	for _, v := range demoVMs {
+		ls, ok := res.Leases[v.name]
+		if !ok {
+			fmt.Fprintf(tw, "  %s\t%s\t%s\t(none)\t\t\t\n", v.name, v.network, v.host)
+			continue
+		}
+		fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%s\t%d\t%v\n", v.name, v.network, v.host, ls.Addr, ls.Router, ls.MTU, ls.Took.Round(time.Millisecond))
+	}
+	tw.Flush()
+
+	fmt.Fprintf(w, "\nPing matrix (row pings the column's address; 3 echoes)\n")
+	fmt.Fprintf(w, "  ok = reached that VM (ARP says its MAC)   -- = no reply   self = that is the row's own address\n")
+	fmt.Fprintf(w, "  other = answered by the row's own network's VM with that address (overlapping CIDRs stay apart)\n")
+	fmt.Fprintf(w, "  ! = not as expected (same network must be ok, different networks must not be)\n\n")
+	tw = tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprint(tw, "  \t")
+	for _, b := range demoVMs {
+		fmt.Fprintf(tw, "%s %s\t", b.name, b.ip)
+	}
+	fmt.Fprintln(tw)
+	for _, a := range demoVMs {
+		fmt.Fprintf(tw, "  %s (%s)\t", a.name, a.network)
+		for _, b := range demoVMs {
+			cell := "·"
+			for _, c := range res.Matrix {
+				if c.From == a.name && c.To == b.name {
+					cell = c.Outcome
+					if c.Outcome == CellReached || c.Outcome == CellOther {
+						cell += fmt.Sprintf(" %.2fms", float64(c.RTT.Microseconds())/1000)
+					}
+					if !c.OK {
+						cell = "! " + cell
+					}
+				}
+			}
+			fmt.Fprintf(tw, "%s\t", cell)
+		}
+		fmt.Fprintln(tw)
+	}
+	tw.Flush()
+
+	fmt.Fprintf(w, "\nTimings\n")
+	tw = tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	for _, t := range res.Timings {
+		fmt.Fprintf(tw, "  %s\t%v\n", t.Phase, t.Took.Round(time.Millisecond))
+	}
+	tw.Flush()
+	if len(res.Errors) == 0 {
+		fmt.Fprintf(w, "\nRESULT: PASS (leases as allocated; reachability within each network, isolation between them)\n")
+		return
+	}
+	fmt.Fprintf(w, "\nRESULT: FAIL\n")
+	for _, e := range res.Errors {
+		fmt.Fprintf(w, "  - %s\n", e)
+	}
+}

@@ -1,0 +1,237 @@
+// Package e2e runs hivenet end to end: the real binary (server, agents) in a
+// namespace lab (internal/lab) with VMs running the real dhclient and ping.
+//
+// Every test is named TestPrivileged*, builds its own lab with the prefix
+// "hle-" (tests run one after the other), and tears it down in t.Cleanup,
+// dumping the server's and agents' logs when it failed. They need root, ip,
+// dhclient and ping; without root they skip.
+package e2e
+
+import (
+	"bufio"
+	"context"
+	"flag"
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"hivenet/internal/lab"
+)
+
+// prefix is the namespace/link prefix of every lab these tests build.
+const prefix = "hle-"
+
+var (
+	binary   string // the hivenet binary built by TestMain
+	buildErr error
+	datapath = flag.String("datapath", "", "passed to the agents as --datapath")
+	keepLogs = flag.Bool("e2e.logs", false, "print the server's and agents' logs even when a test passes")
+)
+
+func TestMain(m *testing.M) {
+	flag.Parse()
+	code := func() int {
+		if os.Geteuid() != 0 {
+			return m.Run() // tests skip themselves
+		}
+		dir, err := os.MkdirTemp("", "hivenet-e2e-")
+		if err != nil {
+			buildErr = err
+			return m.Run()
+		}
+		defer os.RemoveAll(dir)
+		binary = filepath.Join(dir, "hivenet")
+		buildErr = buildHivenet(binary)
+		return m.Run()
+	}()
+	os.Exit(code)
+}
+
+// buildHivenet builds ./cmd/hivenet of this module into out.
+func buildHivenet(out string) error {
+	modRoot, err := exec.Command("go", "env", "GOMOD").Output()
+	if err != nil {
+		return fmt.Errorf("go env GOMOD: %w", err)
+	}
+	cmd := exec.Command("go", "build", "-o", out, "./cmd/hivenet")
+	cmd.Dir = filepath.Dir(strings.TrimSpace(string(modRoot)))
+	if b, err := cmd.CombinedOutput(); err != nil {
+		return fmt.Errorf("go build ./cmd/hivenet: %w\n%s", err, b)
+	}
+	return nil
+}
+
+func requireLab(t *testing.T) {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to create network namespaces")
+	}
+	for _, tool := range []string{"ip", "dhclient", "ping"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			t.Fatalf("needs %s on PATH (install iproute2, isc-dhcp-client, iputils-ping): %v", tool, err)
+		}
+	}
+	if buildErr != nil {
+		t.Fatalf("building hivenet: %v", buildErr)
+	}
+}
+
+// env is one test's lab plus helpers bound to t.
+type env struct {
+	ctx context.Context
+	lab *lab.Lab
+	api *lab.API
+}
+
+// newEnv builds and starts a lab of n hosts; it is torn down at cleanup,
+// after its logs are dumped if the test failed.
+func newEnv(t *testing.T, hosts int) *env {
+	t.Helper()
+	requireLab(t)
+	l, err := lab.New(lab.Config{
+		Prefix: prefix, Hosts: hosts, RunDir: filepath.Join(t.TempDir(), "lab"),
+		Binary: binary, Datapath: *datapath,
+		Logger: slog.New(slog.NewTextHandler(t.Output(), nil)),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if t.Failed() || *keepLogs {
+			dumpLogs(t, l)
+		}
+		if err := l.Down(context.Background()); err != nil {
+			t.Errorf("lab down: %v", err)
+		}
+	})
+	start := time.Now()
+	if err := l.Up(t.Context()); err != nil {
+		t.Fatalf("lab up: %v", err)
+	}
+	t.Logf("lab up with %d hosts in %v", hosts, time.Since(start).Round(time.Millisecond))
+	return &env{ctx: t.Context(), lab: l, api: l.API()}
+}
+
+func dumpLogs(t *testing.T, l *lab.Lab) {
+	for _, f := range l.Logs() {
+		name := strings.TrimSuffix(filepath.Base(f), ".log")
+		t.Logf("==== %s (last 60 lines of %s) ====\n%s", name, f, l.LogTail(name, 60))
+	}
+}
+
+// network creates a network with one IPv4 subnet in project.
+func (e *env) network(t *testing.T, name, project, cidr string) (lab.Network, lab.Subnet) {
+	t.Helper()
+	n, err := e.api.CreateNetwork(e.ctx, lab.Network{Name: name, ProjectID: project})
+	if err != nil {
+		t.Fatalf("create network %s: %v", name, err)
+	}
+	s, err := e.api.CreateSubnet(e.ctx, lab.Subnet{Name: name + "-v4", NetworkID: n.ID, ProjectID: project, CIDR: cidr})
+	if err != nil {
+		t.Fatalf("create subnet %s: %v", cidr, err)
+	}
+	return n, s
+}
+
+// vm creates a port on (n, s) bound to host (with fixed address ip when
+// valid), attaches VM name to it and runs dhclient; it returns the port and
+// the lease, checking the lease is the port's address.
+func (e *env) vm(t *testing.T, name, host string, n lab.Network, s lab.Subnet, ip netip.Addr) (lab.Port, lab.Lease) {
+	t.Helper()
+	p := lab.Port{Name: name, NetworkID: n.ID, ProjectID: n.ProjectID, HostID: host, DeviceOwner: "compute:e2e", DeviceID: name}
+	if ip.IsValid() {
+		p.FixedIPs = []lab.FixedIP{{SubnetID: s.ID, IPAddress: ip.String()}}
+	}
+	p, err := e.api.CreatePort(e.ctx, p)
+	if err != nil {
+		t.Fatalf("create port %s: %v", name, err)
+	}
+	if err := e.lab.AddVM(e.ctx, name, host, p.InterfaceName(), p.MACAddress); err != nil {
+		t.Fatal(err)
+	}
+	lease, err := e.lab.DHCP(e.ctx, name)
+	if err != nil {
+		t.Fatalf("DHCP in %s: %v", name, err)
+	}
+	if len(p.FixedIPs) == 0 || lease.Addr.Addr().String() != p.FixedIPs[0].IPAddress {
+		t.Fatalf("%s leased %s, want the port's fixed IP %+v", name, lease.Addr, p.FixedIPs)
+	}
+	return p, lease
+}
+
+// addr returns the leased address of a VM.
+func addr(l lab.Lease) netip.Addr { return l.Addr.Addr() }
+
+// waitReach pings to from VM from until a reply comes, failing after within.
+func (e *env) waitReach(t *testing.T, from string, to netip.Addr, within time.Duration) time.Duration {
+	t.Helper()
+	start := time.Now()
+	for time.Since(start) < within {
+		ok, _, err := e.lab.Ping(e.ctx, from, to, 1, time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ok {
+			return time.Since(start)
+		}
+	}
+	t.Fatalf("%s cannot reach %s within %v", from, to, within)
+	return 0
+}
+
+// noReply checks that count pings from VM from to addr all go unanswered.
+func (e *env) noReply(t *testing.T, from string, to netip.Addr, count int) {
+	t.Helper()
+	r, err := e.lab.PingDetail(e.ctx, from, to, count, 200*time.Millisecond, 2*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Received > 0 {
+		t.Errorf("%s -> %s: %d of %d echoes answered, want none", from, to, r.Received, r.Sent)
+	}
+}
+
+// icmpInEchos reads the ICMP InEchos counter of a VM's namespace: how many
+// echo requests its stack received.
+func (e *env) icmpInEchos(t *testing.T, vm string) int {
+	t.Helper()
+	out, err := e.lab.Exec(e.ctx, vm, "cat", "/proc/net/snmp")
+	if err != nil {
+		t.Fatal(err)
+	}
+	n, err := snmpField(out, "Icmp", "InEchos")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+// snmpField returns field of protocol proto in /proc/net/snmp text (a
+// header line and a value line per protocol).
+func snmpField(snmp, proto, field string) (int, error) {
+	sc := bufio.NewScanner(strings.NewReader(snmp))
+	var header []string
+	for sc.Scan() {
+		f := strings.Fields(sc.Text())
+		if len(f) == 0 || f[0] != proto+":" {
+			continue
+		}
+		if header == nil {
+			header = f
+			continue
+		}
+		for i, h := range header {
+			if h == field && i < len(f) {
+				return strconv.Atoi(f[i])
+			}
+		}
+	}
+	return 0, fmt.Errorf("no %s %s in /proc/net/snmp", proto, field)
+}
