@@ -1,0 +1,238 @@
+#!/usr/bin/env bash
+# bench/run.sh -- hivenet vs the kernel baseline, side by side, in one run.
+#
+# Builds, one after the other, two labs with the same layout and measures
+# VM<->VM across hosts on both:
+#
+#   kernel  (prefix hbk-): hosts hbk-host1/2 joined by a Linux bridge in
+#           hbk-ul (10.250.0.0/24 underlay, as `hivenet lab`); on each host a
+#           Linux bridge br0 + kernel VXLAN (VNI 100, UDP 4789); VMs hbk-vm1
+#           (host1) and hbk-vm2 (host2) on 10.40.0.0/24, MTU 1450.
+#   hivenet (prefix hbh-): `hivenet lab up --hosts 2` (server + 2 agents),
+#           one network 10.40.0.0/24 created through the API, VMs vm1@host1
+#           and vm2@host2 on bound ports, addresses by dhclient.
+#
+#      [ul: br0]───────────────┐
+#        │                      │
+#   [host1] VXLAN ══════ [host2]       VM MTU 1450 on both
+#      vm1 10.40.0.11 ──▶ vm2 10.40.0.12
+#
+# Metrics (medians over RUNS):
+#   ping_rtt_us      steady ping RTT (PING_COUNT echoes every PING_INTERVAL)
+#   tcp_p1_gbps      iperf3 TCP, 1 stream, DUR seconds
+#   first_ping_us    RTT of the first echo of a new flow (kernel: bridge FDB
+#                    flushed; hivenet: a freshly bound port, so no flow exists
+#                    on either host); static ARP entries on both sides, so
+#                    only flow setup is measured
+#   second_ping_us   the echo right after it (cached flow)
+#
+# Results: bench/results/<timestamp>/{results.tsv,summary.txt,logs}; a table
+# with hivenet/kernel ratios is printed at the end.
+#
+# Usage: sudo bench/run.sh     (env: RUNS=3 DUR=5 PING_COUNT=20 DATAPATH=,
+#        ONLY=kernel|hivenet to run one side only)
+# Needs: root, iproute2, iperf3, jq, curl, dhclient, ping, go (to build).
+set -euo pipefail
+
+HERE=$(cd "$(dirname "$0")" && pwd)
+REPO=$(cd "$HERE/.." && pwd)
+: "${RUNS:=3}" "${DUR:=5}" "${PING_COUNT:=20}" "${PING_INTERVAL:=0.2}"
+export RUNS DUR PING_COUNT PING_INTERVAL
+SKIP_UDP=1 SKIP_P4=1 CPU_SAMPLE=0
+# shellcheck source=lib-bench.sh
+source "$HERE/lib-bench.sh"
+
+STAMP=$(date +%Y%m%d-%H%M%S)
+OUT="$HERE/results/$STAMP"
+mkdir -p "$OUT"
+RESULTS_TSV="$OUT/results.tsv"
+export RESULTS_TSV
+: > "$RESULTS_TSV"
+
+KP=hbk-                   # kernel lab prefix
+HP=hbh-                   # hivenet lab prefix
+HRUN=/run/hivenet/lab-hbh # hivenet lab run dir
+UL=10.250.0
+VM_MTU=1450
+VM1_IP=10.40.0.11 VM2_IP=10.40.0.12
+BIN="$OUT/hivenet"
+
+[ "$(id -u)" = 0 ] || { echo "bench/run.sh: needs root" >&2; exit 1; }
+for t in ip iperf3 jq curl dhclient ping go; do
+    command -v "$t" >/dev/null || { echo "bench/run.sh: needs $t" >&2; exit 1; }
+done
+
+nsx() { local ns=$1; shift; ip netns exec "$ns" "$@"; }
+ns_add() {
+    ip netns add "$1"; ip -n "$1" link set lo up
+    nsx "$1" sysctl -qw net.ipv6.conf.all.disable_ipv6=1 net.ipv6.conf.default.disable_ipv6=1
+}
+
+# ------------------------------------------------------------- kernel ----
+kernel_down() {
+    local ns pid
+    for ns in $(ip netns list | awk '{print $1}' | grep "^$KP" || true); do
+        for pid in $(ip netns pids "$ns" 2>/dev/null); do kill "$pid" 2>/dev/null || true; done
+        ip netns del "$ns"
+    done
+}
+
+kernel_up() {
+    kernel_down
+    lb_log "kernel: hosts, underlay bridge, br0 + vxlan100 per host, 2 VMs"
+    ns_add ${KP}ul
+    ip -n ${KP}ul link add br0 type bridge
+    ip -n ${KP}ul link set br0 up
+    local h o
+    for h in 1 2; do
+        ns_add ${KP}host$h
+        ip link add ul0 netns ${KP}host$h type veth peer host$h netns ${KP}ul
+        ip -n ${KP}ul link set host$h master br0 up
+        ip -n ${KP}host$h addr add $UL.$h/24 dev ul0
+        ip -n ${KP}host$h link set ul0 up
+    done
+    for h in 1 2; do
+        o=$((3 - h))
+        ip -n ${KP}host$h link add br0 type bridge
+        ip -n ${KP}host$h link add vx100 type vxlan id 100 dstport 4789 local $UL.$h remote $UL.$o dev ul0
+        ip -n ${KP}host$h link set vx100 master br0 up
+        ip -n ${KP}host$h link set br0 up
+        ns_add ${KP}vm$h
+        ip link add eth0 netns ${KP}vm$h type veth peer vm$h netns ${KP}host$h
+        ip -n ${KP}host$h link set vm$h mtu $VM_MTU master br0 up
+        ip -n ${KP}vm$h link set eth0 mtu $VM_MTU up
+    done
+    ip -n ${KP}vm1 addr add $VM1_IP/24 dev eth0
+    ip -n ${KP}vm2 addr add $VM2_IP/24 dev eth0
+    nsx ${KP}vm1 ping -n -c 1 -W 2 $VM2_IP >/dev/null
+}
+
+kernel_first_packet() {
+    local i m1 m2
+    m1=$(ip -n ${KP}vm1 -j link show eth0 | jq -r '.[0].address')
+    m2=$(ip -n ${KP}vm2 -j link show eth0 | jq -r '.[0].address')
+    ip -n ${KP}vm1 neigh replace $VM2_IP lladdr "$m2" dev eth0 nud permanent
+    ip -n ${KP}vm2 neigh replace $VM1_IP lladdr "$m1" dev eth0 nud permanent
+    for i in $(seq 1 "$RUNS"); do
+        for h in 1 2; do nsx ${KP}host$h bridge fdb flush dev br0 dynamic 2>/dev/null || true; done
+        sleep 0.2
+        lb_record kernel l2-cross first_ping_us "$i" "$(lb_first_ping ${KP}vm1 $VM2_IP)"
+        lb_record kernel l2-cross second_ping_us "$i" "$(lb_first_ping ${KP}vm1 $VM2_IP)"
+    done
+}
+
+# ------------------------------------------------------------ hivenet ----
+api() { # api METHOD PATH [JSON] -> response body; fails on HTTP >= 400
+    local url token
+    url=$(jq -r .api_url "$HRUN/lab.json"); token=$(jq -r .admin_token "$HRUN/lab.json")
+    curl -sS --fail-with-body -X "$1" -H "X-Auth-Token: $token" -H 'Content-Type: application/json' \
+        ${3:+--data "$3"} "$url$2"
+}
+
+hivenet_down() { [ -x "$BIN" ] && "$BIN" lab down --prefix $HP >/dev/null 2>&1 || true; }
+
+# hivenet_port NAME HOST IP -> port id
+hivenet_port() {
+    api POST /v2.0/ports "{\"port\":{\"name\":\"$1\",\"network_id\":\"$NET_ID\",\"binding:host_id\":\"$2\",
+        \"fixed_ips\":[{\"subnet_id\":\"$SUBNET_ID\",\"ip_address\":\"$3\"}]}}" | jq -r .port.id
+}
+
+hivenet_up() {
+    hivenet_down
+    lb_log "hivenet: lab up (2 hosts), network, 2 VMs with dhclient"
+    "$BIN" lab up --prefix $HP --hosts 2 ${DATAPATH:+--datapath "$DATAPATH"} > "$OUT/hivenet-lab-up.txt"
+    NET_ID=$(api POST /v2.0/networks '{"network":{"name":"bench"}}' | jq -r .network.id)
+    SUBNET_ID=$(api POST /v2.0/subnets "{\"subnet\":{\"network_id\":\"$NET_ID\",\"cidr\":\"10.40.0.0/24\",\"ip_version\":4}}" | jq -r .subnet.id)
+    hivenet_port vm1 host1 $VM1_IP >/dev/null
+    hivenet_port vm2 host2 $VM2_IP >/dev/null
+    "$BIN" lab vm add vm1 --prefix $HP --host host1 --port vm1
+    "$BIN" lab vm add vm2 --prefix $HP --host host2 --port vm2
+    local i
+    for i in $(seq 1 50); do
+        nsx ${HP}vm1 ping -n -c 1 -W 1 $VM2_IP >/dev/null 2>&1 && return 0
+    done
+    lb_log "hivenet: vm1 cannot reach vm2"; return 1
+}
+
+# A new flow each run: a fresh port fpN on host1 (static address, static ARP
+# both ways), then the first and the second echo to vm2.
+hivenet_first_packet() {
+    local i ip id mac m2 st
+    m2=$(ip -n ${HP}vm2 -j link show eth0 | jq -r '.[0].address')
+    for i in $(seq 1 "$RUNS"); do
+        ip=10.40.0.$((100 + i))
+        id=$(hivenet_port fp$i host1 "$ip")
+        "$BIN" lab vm add fp$i --prefix $HP --host host1 --port "$id" --no-dhcp >/dev/null
+        mac=$(ip -n ${HP}fp$i -j link show eth0 | jq -r '.[0].address')
+        ip -n ${HP}fp$i link set eth0 mtu $VM_MTU
+        ip -n ${HP}fp$i addr add "$ip/24" dev eth0
+        ip -n ${HP}fp$i neigh replace $VM2_IP lladdr "$m2" dev eth0 nud permanent
+        ip -n ${HP}vm2 neigh replace "$ip" lladdr "$mac" dev eth0 nud permanent
+        for _ in $(seq 1 50); do   # bound by the agent (status ACTIVE)
+            st=$(api GET "/v2.0/ports/$id" | jq -r .port.status)
+            [ "$st" = ACTIVE ] && break
+            sleep 0.1
+        done
+        sleep 0.2
+        lb_record hivenet l2-cross first_ping_us "$i" "$(lb_first_ping ${HP}fp$i $VM2_IP)"
+        lb_record hivenet l2-cross second_ping_us "$i" "$(lb_first_ping ${HP}fp$i $VM2_IP)"
+    done
+}
+
+cleanup() {
+    local f
+    for f in "$OUT"/iperf-*.pid; do [ -e "$f" ] && lb_iperf_server_stop "$f"; done
+    if [ -d "$HRUN/logs" ]; then cp -r "$HRUN/logs" "$OUT/hivenet-logs" 2>/dev/null || true; fi
+    hivenet_down
+    kernel_down
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+ONLY=${ONLY:-}
+if [ "$ONLY" != kernel ]; then
+    lb_log "building hivenet"
+    (cd "$REPO" && go build -o "$BIN" ./cmd/hivenet)
+fi
+
+# ------------------------------------------------------------ measure ----
+if [ "$ONLY" != hivenet ]; then
+    kernel_up
+    lb_case kernel l2-cross ${KP}vm1 ${KP}vm2 $VM2_IP "$OUT"
+    kernel_first_packet
+    kernel_down
+fi
+if [ "$ONLY" != kernel ]; then
+    hivenet_up
+    lb_case hivenet l2-cross ${HP}vm1 ${HP}vm2 $VM2_IP "$OUT"
+    hivenet_first_packet
+fi
+
+# ------------------------------------------------------------ summary ----
+med() { # med LAB METRIC -> median over runs (numbers only)
+    awk -F'\t' -v l="$1" -v m="$2" '$1==l && $3==m && $5 ~ /^-?[0-9.]+$/ {print $5}' "$RESULTS_TSV" | lb_median
+}
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN{ if (a=="NA"||b=="NA"||b==0) print "NA"; else printf "%.2fx", a/b }'; }
+diff_us() { awk -v a="$1" -v b="$2" 'BEGIN{ if (a=="NA"||b=="NA") print "NA"; else printf "%.0f", a-b }'; }
+{
+    echo "hivenet vs kernel baseline, VM<->VM across hosts ($(date -Is), RUNS=$RUNS DUR=${DUR}s, datapath ${DATAPATH:-default})"
+    echo "2 vCPUs shared by everything: compare ratios, not absolute figures."
+    echo
+    printf '%-34s %12s %12s %12s   %s\n' metric kernel hivenet hivenet/kernel target
+    for m in tcp_p1_gbps ping_rtt_us first_ping_us second_ping_us; do
+        k=$(med kernel $m); h=$(med hivenet $m)
+        case $m in
+            tcp_p1_gbps) tgt=">= 0.5x" ;;
+            ping_rtt_us) tgt="<= 2x" ;;
+            *) tgt="" ;;
+        esac
+        printf '%-34s %12s %12s %12s   %s\n' "$m" "$k" "$h" "$(ratio "$h" "$k")" "$tgt"
+    done
+    kf=$(diff_us "$(med kernel first_ping_us)" "$(med kernel second_ping_us)")
+    hf=$(diff_us "$(med hivenet first_ping_us)" "$(med hivenet second_ping_us)")
+    printf '%-34s %12s %12s %12s   %s\n' "first-packet extra (us)" "$kf" "$hf" "" "hivenet <= 200 us"
+    echo
+    echo "all runs:"
+    lb_summary "$RESULTS_TSV"
+} | tee "$OUT/summary.txt"
+echo "results: $OUT"
