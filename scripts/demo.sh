@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# scripts/demo.sh -- the hivenet demo on one machine: installs what it needs
+# (Debian packages, Go if missing), builds hivenet and runs `hivenet lab demo`
+# (3 hosts in network namespaces, two tenant networks on the same CIDR, four
+# VMs with dhclient, a ping matrix). Extra arguments go to `hivenet lab demo`
+# (for example --keep to leave the lab running). Needs root.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+# shellcheck source=lib.sh
+source scripts/lib.sh
+need_root "$@"
+install_debs
+ensure_go
+mkdir -p bin
+go build -o bin/hivenet ./cmd/hivenet
+exec ./bin/hivenet lab demo "$@"

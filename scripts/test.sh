@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# scripts/test.sh -- every check and test: installs what it needs (Debian
+# packages, Go if missing), then gofmt, go vet, and `go test -race ./...`,
+# which runs the unit tests, the fuzz targets' seeds and, as root, the
+# privileged namespace tests (internal/lab, test/e2e, ...). Needs root; it
+# re-runs itself with sudo otherwise. Env: TEST_TIMEOUT (default 25m),
+# GOFLAGS as usual.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+# shellcheck source=lib.sh
+source scripts/lib.sh
+need_root "$@"
+install_debs
+ensure_go
+echo "== go $(go env GOVERSION), $(nproc) CPUs"
+
+echo "== gofmt"
+unformatted=$(gofmt -l $(git ls-files '*.go' 2>/dev/null || find . -name '*.go' -not -path './.git/*'))
+if [ -n "$unformatted" ]; then
+    echo "not gofmt'ed:" >&2; echo "$unformatted" >&2; exit 1
+fi
+
+echo "== go vet"
+go vet ./...
+
+echo "== go test -race (unit, fuzz seeds, privileged namespace tests)"
+go test -race -count=1 -timeout "${TEST_TIMEOUT:-25m}" ./...
+echo "== all green"
