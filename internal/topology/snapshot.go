@@ -1,7 +1,6 @@
 package topology
 
 import (
-	"hash/fnv"
 	"maps"
 	"net/netip"
 	"slices"
@@ -46,14 +45,27 @@ type Change struct {
 // changed; a flow table drops every flow carrying one of them.
 type Tag uint64
 
-func tag(kind string, parts ...string) Tag {
-	h := fnv.New64a()
-	h.Write([]byte(kind))
-	for _, p := range parts {
-		h.Write([]byte{0})
-		h.Write([]byte(p))
+// FNV-1a (64 bit) parameters.
+const (
+	offset64 = 14695981039346656037
+	prime64  = 1099511628211
+)
+
+func hashString(h uint64, s string) uint64 {
+	for i := 0; i < len(s); i++ {
+		h = (h ^ uint64(s[i])) * prime64
 	}
-	return Tag(h.Sum64())
+	return h
+}
+
+// tag hashes kind and parts with FNV-1a, a zero byte between parts. It
+// allocates nothing: it runs on every simulation.
+func tag(kind string, parts ...string) Tag {
+	h := hashString(offset64, kind)
+	for _, p := range parts {
+		h = hashString(h*prime64, p) // h*prime64 hashes the zero separator
+	}
+	return Tag(h)
 }
 
 // TagPort covers everything about one port: its config, its binding and
@@ -67,7 +79,13 @@ func TagBridge(id string) Tag { return tag("bridge", id) }
 func TagFlood(bridgeID string) Tag { return tag("flood", bridgeID) }
 
 // TagMAC covers the destination lookup of one MAC on one bridge.
-func TagMAC(bridgeID string, m MAC) Tag { return tag("mac", bridgeID, m.String()) }
+func TagMAC(bridgeID string, m MAC) Tag {
+	h := hashString(hashString(offset64, "mac")*prime64, bridgeID) * prime64
+	for _, b := range m {
+		h = (h ^ uint64(b)) * prime64
+	}
+	return Tag(h)
+}
 
 // TagHost covers a host's tunnel endpoint.
 func TagHost(name string) Tag { return tag("host", name) }

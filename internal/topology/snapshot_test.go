@@ -144,3 +144,18 @@ func TestDeps(t *testing.T) {
 		}
 	}
 }
+
+func TestTagsDistinctAndAllocationFree(t *testing.T) {
+	m := MAC{0xfa, 0x16, 0x3e, 0, 0, 1}
+	tags := []Tag{TagPort("a"), TagBridge("a"), TagFlood("a"), TagHost("a"), TagSubnet("a"), TagMAC("a", m), TagMAC("b", m), TagPort("b")}
+	seen := map[Tag]bool{}
+	for i, tg := range tags {
+		if seen[tg] {
+			t.Errorf("tag %d collides", i)
+		}
+		seen[tg] = true
+	}
+	if n := testing.AllocsPerRun(100, func() { _ = TagMAC("bridge-id", m); _ = TagPort("port-id") }); n != 0 {
+		t.Errorf("tag helpers allocate %v times, want 0", n)
+	}
+}

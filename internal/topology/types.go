@@ -36,12 +36,12 @@ func ParseMAC(s string) (MAC, error) {
 
 func (m MAC) String() string {
 	const hexd = "0123456789abcdef"
-	b := make([]byte, 17)
+	b := make([]byte, 0, 17)
 	for i, v := range m {
 		if i > 0 {
-			b[3*i-1] = ':'
+			b = append(b, ':')
 		}
-		b[3*i], b[3*i+1] = hexd[v>>4], hexd[v&0xf]
+		b = append(b, hexd[v>>4], hexd[v&0xf])
 	}
 	return string(b)
 }
