@@ -92,7 +92,9 @@ type Result struct {
 	// Mask has ones in every field the decision read.
 	Mask packet.FlowMatch
 	// Cacheable is false when the decision must not become a flow (the
-	// packet was answered locally, or depends on its payload).
+	// packet was answered locally, or depends on its payload). ARP
+	// requests and DHCP client messages (UDP 68 -> 67) are never cacheable,
+	// even when bridged (Verdict Forward): the caller still sends them.
 	Cacheable bool
 	Tags      []topology.Tag
 	Trace     []Step
