@@ -304,11 +304,20 @@ func pingMatrix(ctx context.Context, l *Lab) []Cell {
 					}
 				}
 			}
-			c.OK = (c.Outcome == CellReached) == c.Want
+			c.OK = cellOK(c.Outcome, c.Want)
 		})
 	}
 	wg.Wait()
 	return cells
+}
+
+// cellOK: a same-network pair must reach its VM; a cross-network pair must
+// not (no reply, its own address, or a same-address VM of its own network).
+func cellOK(outcome string, want bool) bool {
+	if want {
+		return outcome == CellReached
+	}
+	return outcome == CellNoReply || outcome == CellSelf || outcome == CellOther
 }
 
 func writeSummary(w io.Writer, res DemoResult) {

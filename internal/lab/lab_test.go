@@ -3,6 +3,7 @@ package lab
 import (
 	"bufio"
 	"errors"
+	"fmt"
 	"net/netip"
 	"slices"
 	"strings"
@@ -344,5 +345,75 @@ func TestCleanupOrder(t *testing.T) {
 	}
 	if got := parseNetnsList("hn-a (id: 3)\nhn-b\n\n"); !slices.Equal(got, []string{"hn-a", "hn-b"}) {
 		t.Errorf("parseNetnsList = %v", got)
+	}
+}
+
+// TestDemoTopology checks the demo shows what it claims: two networks on
+// the same CIDR in different projects, each spread across hosts, one host
+// carrying both, one address used in both networks and one address used in
+// only one of them (so the matrix has "self", "other" and "--" cells).
+func TestDemoTopology(t *testing.T) {
+	if len(demoNetworks) != 2 || demoNetworks[0].cidr != demoNetworks[1].cidr || demoNetworks[0].project == demoNetworks[1].project {
+		t.Fatalf("demo networks %+v: want 2 networks, same CIDR, different projects", demoNetworks)
+	}
+	hostsOf := map[string]map[string]bool{}
+	netsOnHost := map[string]map[string]bool{}
+	addrs := map[netip.Addr]map[string]bool{}
+	for _, v := range demoVMs {
+		if hostsOf[v.network] == nil {
+			hostsOf[v.network] = map[string]bool{}
+		}
+		hostsOf[v.network][v.host] = true
+		if netsOnHost[v.host] == nil {
+			netsOnHost[v.host] = map[string]bool{}
+		}
+		netsOnHost[v.host][v.network] = true
+		if addrs[v.ip] == nil {
+			addrs[v.ip] = map[string]bool{}
+		}
+		addrs[v.ip][v.network] = true
+		if !netip.MustParsePrefix(demoNetworks[0].cidr).Contains(v.ip) {
+			t.Errorf("%s: %s outside %s", v.name, v.ip, demoNetworks[0].cidr)
+		}
+	}
+	for n, hs := range hostsOf {
+		if len(hs) < 2 {
+			t.Errorf("network %s is on %d host(s), want VMs spread across hosts", n, len(hs))
+		}
+	}
+	shared, single := false, false
+	for _, nets := range addrs {
+		shared = shared || len(nets) == 2
+		single = single || len(nets) == 1
+	}
+	both := false
+	for _, nets := range netsOnHost {
+		both = both || len(nets) == 2
+	}
+	if !shared || !single || !both {
+		t.Errorf("demo VMs: shared address %v, single-network address %v, host with both networks %v; want all", shared, single, both)
+	}
+}
+
+func TestCellOK(t *testing.T) {
+	tests := []struct {
+		outcome string
+		want    bool
+		ok      bool
+	}{
+		{outcome: CellReached, want: true, ok: true},
+		{outcome: CellNoReply, want: true, ok: false},
+		{outcome: CellOther, want: true, ok: false},
+		{outcome: CellReached, want: false, ok: false},
+		{outcome: CellNoReply, want: false, ok: true},
+		{outcome: CellOther, want: false, ok: true},
+		{outcome: CellSelf, want: false, ok: true},
+	}
+	for _, tt := range tests {
+		t.Run(fmt.Sprintf("%s/want=%v", tt.outcome, tt.want), func(t *testing.T) {
+			if got := cellOK(tt.outcome, tt.want); got != tt.ok {
+				t.Errorf("cellOK(%q, %v) = %v, want %v", tt.outcome, tt.want, got, tt.ok)
+			}
+		})
 	}
 }

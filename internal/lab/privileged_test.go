@@ -2,8 +2,11 @@ package lab
 
 import (
 	"context"
+	"encoding/json"
 	"log/slog"
 	"net"
+	"net/http"
+	"net/http/httptest"
 	"net/netip"
 	"os"
 	"os/exec"
@@ -345,4 +348,73 @@ func startTestDHCP(t *testing.T, ns, ifname string, mtu uint16, classless bool) 
 	done := make(chan struct{})
 	go func() { defer close(done); srv.Serve() }()
 	t.Cleanup(func() { srv.Close(); <-done })
+}
+
+// TestPrivilegedAttachPort attaches a VM to a port found by name through a
+// fake Neutron API (httptest in the root namespace), binding the unbound
+// port to the host first:
+//
+//	fake API: port "web" 0123456789abcdef..., MAC fa:16:3e:00:00:01, no host
+//	[hlt-host2] tap0123456789a ── veth ── [hlt-web] eth0 fa:16:3e:00:00:01
+func TestPrivilegedAttachPort(t *testing.T) {
+	requireRoot(t)
+	ctx := t.Context()
+	l := newTestLab(t, 2)
+	if err := l.UpNetwork(ctx); err != nil {
+		t.Fatal(err)
+	}
+	const id = "0123456789abcdef-0000-0000-000000000000"
+	var boundTo string
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("X-Auth-Token") != l.AdminToken() {
+			w.WriteHeader(http.StatusUnauthorized)
+			return
+		}
+		port := func() map[string]any {
+			return map[string]any{"port": map[string]any{"id": id, "name": "web", "mac_address": "fa:16:3e:00:00:01", "binding:host_id": boundTo}}
+		}
+		switch {
+		case r.Method == http.MethodGet && r.URL.Path == "/v2.0/ports/web":
+			w.WriteHeader(http.StatusNotFound)
+			json.NewEncoder(w).Encode(map[string]any{"NeutronError": map[string]string{"type": "PortNotFound", "message": "no port web"}})
+		case r.Method == http.MethodGet && r.URL.Path == "/v2.0/ports" && r.URL.Query().Get("name") == "web":
+			json.NewEncoder(w).Encode(map[string]any{"ports": []any{port()["port"]}})
+		case r.Method == http.MethodPut && r.URL.Path == "/v2.0/ports/"+id:
+			var body struct {
+				Port map[string]string `json:"port"`
+			}
+			json.NewDecoder(r.Body).Decode(&body)
+			boundTo = body.Port["binding:host_id"]
+			json.NewEncoder(w).Encode(port())
+		default:
+			w.WriteHeader(http.StatusNotFound)
+		}
+	}))
+	t.Cleanup(srv.Close)
+	l.mu.Lock()
+	l.st.APIURL = srv.URL
+	l.mu.Unlock()
+
+	p, err := l.AttachPort(ctx, "web", "host2", "web")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if boundTo != "host2" || p.HostID != "host2" {
+		t.Errorf("port bound to %q (returned %q), want host2", boundTo, p.HostID)
+	}
+	link, err := nsExec(ctx, "hlt-host2", "ip", "-o", "link", "show", "dev", "tap0123456789a")
+	if err != nil || !strings.Contains(link, "state UP") && !strings.Contains(link, "LOWER_UP") {
+		t.Errorf("host side tap0123456789a: %q, %v", link, err)
+	}
+	eth0, err := l.Exec(ctx, "web", "ip", "-o", "link", "show", "dev", "eth0")
+	if err != nil || !strings.Contains(eth0, "fa:16:3e:00:00:01") {
+		t.Errorf("VM eth0: %q, %v; want the port's MAC", eth0, err)
+	}
+	// Bound elsewhere now: attaching on host1 is refused.
+	if _, err := l.AttachPort(ctx, "web2", "host1", "web"); err == nil || !strings.Contains(err.Error(), "bound to host") {
+		t.Errorf("AttachPort on the wrong host: %v, want a refusal", err)
+	}
+	if err := l.AddVM(ctx, "web", "host1", "other0", ""); err == nil {
+		t.Errorf("AddVM with a duplicate name succeeded")
+	}
 }
