@@ -10,9 +10,13 @@ package simulation
 // one call is one goroutine's work on an immutable snapshot, so many
 // workers may simulate concurrently without locks.
 //
-// Allocation budget: Simulate allocates one block holding the backing
-// arrays of Tags, Outputs and Flood, plus what the topology tag helpers
-// allocate. Trace strings are only built by Trace.
+// Allocation budget: Simulate allocates once, a block holding the backing
+// arrays of Tags, Outputs and Flood (TestSimulateAllocs pins it). Trace
+// strings are only built by Trace. Measured 2026-11-24 on the shared
+// 2-core dev machine (BenchmarkSimulateBridge, TCP between two hosts with
+// port security): 128 B and 1 allocation per op, median about 450 ns
+// (runs from 370 to 1000 ns under load from other builds); Trace of the
+// same packet: 29 allocations, about 4 µs.
 
 import (
 	"fmt"
