@@ -256,8 +256,9 @@ func (a *API) waitReady(ctx context.Context, p *proc, timeout time.Duration) err
 	}
 }
 
-// waitAgents polls the agent list until every host in want is alive.
-func (a *API) waitAgents(ctx context.Context, want []string, timeout time.Duration) error {
+// waitAgents polls the agent list until every host in want is alive, or
+// dead (polled) names an agent process that exited.
+func (a *API) waitAgents(ctx context.Context, want []string, timeout time.Duration, dead func() error) error {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	var missing []string
@@ -270,6 +271,9 @@ func (a *API) waitAgents(ctx context.Context, want []string, timeout time.Durati
 			if len(missing) == 0 {
 				return nil
 			}
+		}
+		if err := dead(); err != nil {
+			return err
 		}
 		select {
 		case <-ctx.Done():

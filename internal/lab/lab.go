@@ -419,13 +419,30 @@ func (l *Lab) WaitAgents(ctx context.Context, timeout time.Duration) error {
 	for _, h := range l.Hosts() {
 		want = append(want, h.Name)
 	}
-	err := l.api().waitAgents(ctx, want, timeout)
+	err := l.api().waitAgents(ctx, want, timeout, l.deadAgent)
 	if err != nil {
 		var b strings.Builder
 		for _, h := range l.Hosts() {
 			fmt.Fprintf(&b, "\n%s log (tail):\n%s", h.AgentName, l.LogTail(h.AgentName, 10))
 		}
 		return fmt.Errorf("%w%s", err, b.String())
+	}
+	return nil
+}
+
+// deadAgent returns an error naming an agent started by this value that
+// has exited.
+func (l *Lab) deadAgent() error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for _, h := range l.st.Hosts {
+		if p := l.procs[h.AgentName]; p != nil {
+			select {
+			case <-p.done:
+				return fmt.Errorf("lab: agent of %s exited: %v", h.Name, p.err)
+			default:
+			}
+		}
 	}
 	return nil
 }
