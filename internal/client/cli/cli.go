@@ -101,7 +101,7 @@ func resourceCommand(g *globals, use, short string) *cobra.Command {
 func showCommand(g *globals, res client.Resource) *cobra.Command {
 	return &cobra.Command{
 		Use:   "show " + strings.ToUpper(res.Singular),
-		Short: "Show the details of a " + res.String(),
+		Short: "Show the details of " + withArticle(res.String()),
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			c, err := g.client()
@@ -205,6 +205,7 @@ func (lf *listFilters) query(ctx context.Context, c *client.Client, cmd *cobra.C
 // filter flags.
 func listCommand(g *globals, res client.Resource, cols []column, setup func(*cobra.Command, *listFilters)) *cobra.Command {
 	lf := &listFilters{}
+	var fields []string
 	cmd := &cobra.Command{
 		Use:   "list",
 		Short: "List " + res.Plural,
@@ -218,17 +219,26 @@ func listCommand(g *globals, res client.Resource, cols []column, setup func(*cob
 			if err != nil {
 				return err
 			}
+			shown := cols
+			if len(fields) > 0 {
+				shown = make([]column, len(fields))
+				for i, f := range fields {
+					q.Add("fields", f)
+					shown[i] = column{header: f, field: f}
+				}
+			}
 			objs, err := c.List(cmd.Context(), res, q)
 			if err != nil {
 				return err
 			}
-			return printList(cmd.OutOrStdout(), g.output, cols, objs)
+			return printList(cmd.OutOrStdout(), g.output, shown, objs)
 		},
 	}
 	if setup != nil {
 		setup(cmd, lf)
 	}
 	lf.addGeneric(cmd)
+	cmd.Flags().StringArrayVarP(&fields, "field", "c", nil, "show only this field, as a column (repeatable; sent as fields=)")
 	return cmd
 }
 
@@ -260,7 +270,7 @@ var errNothingToUpdate = errors.New("nothing to update: give at least one option
 // fields from the flags given.
 func updateCommand(g *globals, res client.Resource, cmd *cobra.Command, body func(context.Context, *client.Client) (client.Object, error)) *cobra.Command {
 	cmd.Use = "update " + strings.ToUpper(res.Singular)
-	cmd.Short = "Change the settings of a " + res.String()
+	cmd.Short = "Change the settings of " + withArticle(res.String())
 	cmd.Args = cobra.ExactArgs(1)
 	cmd.RunE = func(cmd *cobra.Command, args []string) error {
 		c, err := g.client()
@@ -290,7 +300,7 @@ func updateCommand(g *globals, res client.Resource, cmd *cobra.Command, body fun
 // createCommand is "<res> create NAME [flags]".
 func createCommand(g *globals, res client.Resource, cmd *cobra.Command, body func(context.Context, *client.Client, string) (client.Object, error)) *cobra.Command {
 	cmd.Use = "create NAME"
-	cmd.Short = "Create a " + res.String()
+	cmd.Short = "Create " + withArticle(res.String())
 	cmd.Args = cobra.ExactArgs(1)
 	cmd.RunE = func(cmd *cobra.Command, args []string) error {
 		c, err := g.client()
@@ -308,4 +318,12 @@ func createCommand(g *globals, res client.Resource, cmd *cobra.Command, body fun
 		return printObject(cmd.OutOrStdout(), g.output, obj)
 	}
 	return cmd
+}
+
+// withArticle returns "a network", "an agent".
+func withArticle(noun string) string {
+	if noun != "" && strings.ContainsRune("aeiou", rune(noun[0])) {
+		return "an " + noun
+	}
+	return "a " + noun
 }

@@ -441,6 +441,20 @@ verdict: forward
 			wantErr: `-o "yaml": want table or json`,
 		},
 		{
+			name: "list with chosen fields",
+			args: []string{"port", "list", "-c", "id", "--field", "binding:host_id", "--host", "host-1"},
+			exs: []ex{{
+				Method: "GET", Path: "/v2.0/ports", Query: "binding%3Ahost_id=host-1&fields=id&fields=binding%3Ahost_id", Status: 200,
+				Resp: `{"ports": [{"id": "p1", "binding:host_id": "host-1"}]}`,
+			}},
+			want: `+----+-----------------+
+| id | binding:host_id |
++----+-----------------+
+| p1 | host-1          |
++----+-----------------+
+`,
+		},
+		{
 			name:    "bad --filter",
 			args:    []string{"port", "list", "--filter", "nonsense"},
 			wantErr: `--filter "nonsense": want FIELD=VALUE`,
