@@ -1,0 +1,89 @@
+package main
+
+import (
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"hivenet/internal/agent"
+	"hivenet/internal/datapath/userspace"
+	"hivenet/internal/store"
+)
+
+func init() {
+	var (
+		host, tunnelIP, endpoints, dpName, logLevel string
+		tunnelPort                                  uint16
+		hostTTL, flowIdle                           time.Duration
+		maxFlows                                    int
+	)
+	cmd := &cobra.Command{
+		Use:   "agent",
+		Short: "Run the host agent: bind local ports, simulate and forward",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			log := newLogger(logLevel).With("component", "agent", "host", host)
+			ip, err := netip.ParseAddr(tunnelIP)
+			if err != nil || !ip.Is4() {
+				return fmt.Errorf("--tunnel-ip: %q is not an IPv4 address", tunnelIP)
+			}
+			if dpName != "userspace" {
+				return fmt.Errorf("--datapath: %q is not supported (supported: userspace)", dpName)
+			}
+			ctx := cmd.Context()
+			st, err := store.Open(ctx, store.Config{Endpoints: splitList(endpoints)})
+			if err != nil {
+				return err
+			}
+			defer st.Close()
+			dp, err := userspace.New(userspace.Config{TunnelIP: ip, TunnelPort: tunnelPort, MaxFlows: maxFlows, IdleTimeout: flowIdle, Logger: log.With("component", "datapath")})
+			if err != nil {
+				return err
+			}
+			a, err := agent.New(agent.Config{
+				Host: host, TunnelIP: ip, TunnelPort: tunnelPort, Store: st, Datapath: dp,
+				DatapathName: dpName, Logger: log, HostTTL: hostTTL,
+			})
+			if err != nil {
+				return err
+			}
+			return a.Run(ctx)
+		},
+	}
+	hn, _ := os.Hostname()
+	f := cmd.Flags()
+	f.StringVar(&host, "host", hn, "this host's name; ports with binding:host_id equal to it are bound here")
+	f.StringVar(&tunnelIP, "tunnel-ip", "", "underlay IPv4 address other hosts reach this host's VXLAN endpoint on (required)")
+	f.Uint16Var(&tunnelPort, "tunnel-port", 4789, "UDP port for VXLAN")
+	f.StringVar(&endpoints, "etcd-endpoints", "http://127.0.0.1:2379", "comma-separated etcd client URLs")
+	f.StringVar(&dpName, "datapath", "userspace", "datapath implementation: userspace")
+	f.DurationVar(&hostTTL, "host-ttl", 5*time.Second, "lease TTL of the host registration, bindings and learned MACs")
+	f.IntVar(&maxFlows, "max-flows", 65536, "flow table capacity")
+	f.DurationVar(&flowIdle, "flow-idle-timeout", 30*time.Second, "idle time after which a flow is removed")
+	f.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
+	_ = cmd.MarkFlagRequired("tunnel-ip")
+	root.AddCommand(cmd)
+}
+
+func splitList(s string) []string {
+	var out []string
+	for _, p := range strings.Split(s, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+func newLogger(level string) *slog.Logger {
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(level)); err != nil {
+		l = slog.LevelInfo
+	}
+	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: l}))
+}
