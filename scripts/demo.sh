@@ -11,6 +11,6 @@ source scripts/lib.sh
 need_root "$@"
 install_debs
 ensure_go
-mkdir -p bin
-go build -o bin/hivenet ./cmd/hivenet
-exec ./bin/hivenet lab demo "$@"
+mkdir -p /run/hivenet/bin
+go build -o /run/hivenet/bin/hivenet ./cmd/hivenet
+exec /run/hivenet/bin/hivenet lab demo "$@"
