@@ -157,36 +157,6 @@ func PrepareSubnet(s *Subnet, gatewayGiven bool, others []*Subnet) error {
 	return nil
 }
 
-// PrepareSubnetUpdate validates the updatable attributes of a subnet
-// (gateway_ip, dns_nameservers, host_routes) after an update.
-func PrepareSubnetUpdate(s *Subnet) error {
-	cidr, err := ParseCIDR("cidr", s.CIDR)
-	if err != nil {
-		return err
-	}
-	if s.GatewayIP != nil {
-		gw, err := parseIPv4("gateway_ip", *s.GatewayIP)
-		if err != nil {
-			return err
-		}
-		if !HostRange(cidr).Contains(gw) {
-			return fieldErr("gateway_ip", "gateway IP %s is not a host address of subnet %s", gw, cidr)
-		}
-		pools, err := Pools(s)
-		if err != nil {
-			return err
-		}
-		for _, r := range pools {
-			if r.Contains(gw) {
-				return fieldErr("gateway_ip", "the gateway IP %s conflicts with the allocation pool %s-%s", gw, r.Start, r.End)
-			}
-		}
-		g := gw.String()
-		s.GatewayIP = &g
-	}
-	return prepareSubnetOptions(s)
-}
-
 func prepareSubnetOptions(s *Subnet) error {
 	if len(s.DNSNameservers) > MaxDNSNameservers {
 		return fieldErr("dns_nameservers", "%d nameservers exceed the maximum of %d", len(s.DNSNameservers), MaxDNSNameservers)

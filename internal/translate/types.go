@@ -6,21 +6,23 @@ package translate
 
 // Network is a tenant L2 network.
 type Network struct {
-	ID             string   `json:"id"`
-	Name           string   `json:"name"`
-	Description    string   `json:"description"`
-	ProjectID      string   `json:"project_id"`
-	TenantID       string   `json:"tenant_id"`
-	AdminStateUp   bool     `json:"admin_state_up"`
-	Shared         bool     `json:"shared"`
-	External       bool     `json:"router:external"`
-	MTU            int      `json:"mtu"`
-	Status         string   `json:"status"`
-	Subnets        []string `json:"subnets"`
-	Tags           []string `json:"tags"`
-	CreatedAt      string   `json:"created_at"`
-	UpdatedAt      string   `json:"updated_at"`
-	RevisionNumber int      `json:"revision_number"`
+	ID           string `json:"id"`
+	Name         string `json:"name"`
+	Description  string `json:"description"`
+	ProjectID    string `json:"project_id"`
+	TenantID     string `json:"tenant_id"`
+	AdminStateUp bool   `json:"admin_state_up"`
+	Shared       bool   `json:"shared"`
+	External     bool   `json:"router:external"`
+	MTU          int    `json:"mtu"`
+	// PortSecurityEnabled is the default of the network's new ports.
+	PortSecurityEnabled bool     `json:"port_security_enabled"`
+	Status              string   `json:"status"`
+	Subnets             []string `json:"subnets"`
+	Tags                []string `json:"tags"`
+	CreatedAt           string   `json:"created_at"`
+	UpdatedAt           string   `json:"updated_at"`
+	RevisionNumber      int      `json:"revision_number"`
 	// Provider attributes (read-only here): every network is a VXLAN
 	// segment whose VNI is the bridge's flood key.
 	NetworkType     string  `json:"provider:network_type"`

@@ -1,0 +1,161 @@
+package api
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"slices"
+	"strconv"
+
+	"github.com/google/uuid"
+	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"hivenet/internal/store"
+	"hivenet/internal/topology"
+	"hivenet/internal/translate"
+)
+
+// Input limits (Neutron's).
+const (
+	maxNameLen = 255
+	maxDescLen = 255
+	maxTags    = 50
+	maxTagLen  = 255
+)
+
+// seqTunnelKey is the counter of the last allocated tunnel key.
+const seqTunnelKey = store.PrefixSeq + "tunnelkey"
+
+func newID() string { return uuid.NewString() }
+
+// validID reports whether id can be an object ID (a path element we put
+// in etcd keys).
+func validID(id string) bool {
+	_, err := uuid.Parse(id)
+	return err == nil
+}
+
+// ownerProject resolves project_id / tenant_id of a create request.
+func ownerProject(c *caller, a attrs) (string, error) {
+	var p, t string
+	if err := a.str("project_id", &p, maxNameLen); err != nil {
+		return "", err
+	}
+	if err := a.str("tenant_id", &t, maxNameLen); err != nil {
+		return "", err
+	}
+	if p != "" && t != "" && p != t {
+		return "", invalidInput("project_id", "project_id %q and tenant_id %q differ", p, t)
+	}
+	if p == "" {
+		p = t
+	}
+	if p == "" {
+		return c.Project, nil
+	}
+	if p != c.Project && !c.Admin {
+		return "", forbidden("Only an admin may create resources for another project (project_id %s)", p)
+	}
+	return p, nil
+}
+
+func decodeTags(a attrs, dst *[]string) error {
+	if err := a.strList("tags", dst); err != nil {
+		return err
+	}
+	if len(*dst) > maxTags {
+		return invalidInput("tags", "%d tags exceed the maximum of %d", len(*dst), maxTags)
+	}
+	for _, t := range *dst {
+		if t == "" || len(t) > maxTagLen {
+			return invalidInput("tags", "tag '%s' is empty or longer than %d", clip([]byte(t)), maxTagLen)
+		}
+	}
+	return nil
+}
+
+// getObj reads an API object in a transaction; found is false if absent.
+func getObj[T any](tx *store.Tx, resource, id string) (*T, error) {
+	v := new(T)
+	found, err := tx.GetJSON(store.APIKey(resource, id), v)
+	if err != nil || !found {
+		return nil, err
+	}
+	return v, nil
+}
+
+// listObjs reads every object of an API resource (one range read).
+func listObjs[T any](ctx context.Context, st *store.Store, resource string) ([]*T, error) {
+	resp, err := st.Client().Get(ctx, store.PrefixAPI+resource+"/", clientv3.WithPrefix())
+	if err != nil {
+		return nil, fmt.Errorf("api: listing %s: %w", resource, err)
+	}
+	out := make([]*T, 0, len(resp.Kvs))
+	for _, kv := range resp.Kvs {
+		v := new(T)
+		if err := json.Unmarshal(kv.Value, v); err != nil {
+			return nil, fmt.Errorf("api: decoding %s: %w", kv.Key, err)
+		}
+		out = append(out, v)
+	}
+	return out, nil
+}
+
+// writeIndexes deletes the index keys in old but not in new and creates
+// those in new but not in old (guarded: they must not exist), with owner
+// as value.
+func writeIndexes(tx *store.Tx, old, new []string, owner string) {
+	for _, k := range old {
+		if !slices.Contains(new, k) {
+			tx.Delete(store.PrefixIndex + k)
+		}
+	}
+	for _, k := range new {
+		if !slices.Contains(old, k) {
+			tx.Create(store.PrefixIndex+k, []byte(owner))
+		}
+	}
+}
+
+// allocTunnelKey takes the next free tunnel key after the counter and
+// advances the counter; the caller creates its TunnelKeyIndex.
+func allocTunnelKey(tx *store.Tx) (uint32, error) {
+	b, err := tx.Get(seqTunnelKey)
+	if err != nil {
+		return 0, err
+	}
+	var last uint64
+	if b != nil {
+		if last, err = strconv.ParseUint(string(b), 10, 32); err != nil {
+			return 0, fmt.Errorf("api: corrupt %s: %w", seqTunnelKey, err)
+		}
+	}
+	var gerr error
+	k, err := translate.NextTunnelKey(uint32(last), func(k uint32) bool {
+		if gerr != nil {
+			return true
+		}
+		v, err := tx.Get(store.PrefixIndex + translate.TunnelKeyIndex(k))
+		if err != nil {
+			gerr = err
+			return true
+		}
+		return v != nil
+	})
+	if gerr != nil {
+		return 0, gerr
+	}
+	if err != nil {
+		return 0, conflict("TunnelKeyExhausted", "no free tunnel key: %v", err)
+	}
+	tx.Put(seqTunnelKey, []byte(strconv.FormatUint(uint64(k), 10)))
+	return k, nil
+}
+
+func putTopo(tx *store.Tx, kind topology.Kind, id string, v any) error {
+	return tx.PutJSON(store.TopoKey(kind, id), v)
+}
+
+func clientv3WithPrefixKeysOnly() []clientv3.OpOption {
+	return []clientv3.OpOption{clientv3.WithPrefix(), clientv3.WithKeysOnly()}
+}
