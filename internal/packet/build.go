@@ -15,7 +15,8 @@ import (
 // Addresses are IPv4; an address that is not IPv4 (or v4-mapped) is
 // written as 0.0.0.0.
 
-// BroadcastMAC is the Ethernet broadcast address.
+// BroadcastMAC is the Ethernet broadcast address. It is a variable only
+// because Go has no array constants: never modify it.
 var BroadcastMAC = [6]byte{0xff, 0xff, 0xff, 0xff, 0xff, 0xff}
 
 const (

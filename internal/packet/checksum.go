@@ -67,7 +67,8 @@ func fold(s uint64) uint16 {
 // pseudo-header (RFC 768, RFC 793 for IPv4; RFC 8200 section 8.1 for
 // IPv6) of a transport segment of length bytes, to pass as Checksum's
 // initial value. When src and dst are not both IPv4 (or v4-mapped), the
-// IPv6 pseudo-header is used.
+// IPv6 pseudo-header is used. length is 16 bits: segments of a BIG TCP
+// superframe must be checksummed after segmentation.
 func PseudoHeaderChecksum(proto uint8, src, dst netip.Addr, length uint16) uint32 {
 	var s uint64
 	if src, dst := src.Unmap(), dst.Unmap(); src.Is4() && dst.Is4() {

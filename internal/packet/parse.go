@@ -87,16 +87,24 @@ type Layers struct {
 // frame and never allocates. On error (ErrTruncated or ErrMalformed) *m
 // is the zero FlowMatch.
 //
-// Field conventions: IPv4 addresses are stored v4-mapped; for ARP, IPProto
+// Field conventions: VLAN is the 12-bit VLAN ID (a priority tag, VID 0,
+// gives 0 as an untagged frame does; Layers.VLAN tells them apart);
+// IPv4 addresses are stored v4-mapped; for ARP, IPProto
 // is the low byte of the opcode, IPSrc/IPDst are the sender/target
 // protocol addresses and ARPSha the sender hardware address; for ICMP and
 // ICMPv6, SrcPort is the type and DstPort the code; IPTTL is the TTL or
 // hop limit; IPFrag is FragNone, FragFirst or FragLater (later fragments
-// have no ports).
+// have no ports). A first fragment too short to hold its whole TCP, UDP or
+// ICMP header is ErrTruncated (such tiny fragments are an evasion
+// technique, RFC 1858).
 func Parse(frame []byte, inPort uint32, m *FlowMatch) error {
 	var l Layers
 	m.InPort = inPort
-	return ParseLayers(frame, m, &l)
+	if err := parse(frame, m, &l); err != nil {
+		*m = FlowMatch{}
+		return err
+	}
+	return nil
 }
 
 // ParseLayers is Parse that also reports the header offsets in l. It keeps
