@@ -377,3 +377,5 @@ func TestVnetRoundTrip(t *testing.T) {
 		t.Errorf("decodeVnet(encodeVnet(%+v)) = %+v", g, got)
 	}
 }
+
+func addrPort(a netip.Addr, p uint16) netip.AddrPort { return netip.AddrPortFrom(a, p) }
