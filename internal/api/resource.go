@@ -172,6 +172,12 @@ func matches(m map[string]any, q url.Values) bool {
 		if slices.Contains(controlParams, k) {
 			continue
 		}
+		if k == "fixed_ips" {
+			if !matchFixedIPs(m[k], wants) {
+				return false
+			}
+			continue
+		}
 		if !slices.ContainsFunc(wants, func(w string) bool { return matchValue(m[k], w) }) {
 			return false
 		}
@@ -215,6 +221,29 @@ func matches(m map[string]any, q url.Values) bool {
 	return true
 }
 
+// matchFixedIPs applies fixed_ips=key=value filters as Neutron does: one
+// address of the port must match every key given, values of one key
+// being alternatives.
+func matchFixedIPs(v any, wants []string) bool {
+	groups := map[string][]string{}
+	for _, w := range wants {
+		k, val, ok := strings.Cut(w, "=")
+		if !ok {
+			return false
+		}
+		groups[k] = append(groups[k], k+"="+val)
+	}
+	l, _ := v.([]any)
+	return slices.ContainsFunc(l, func(ip any) bool {
+		for _, alts := range groups {
+			if !slices.ContainsFunc(alts, func(w string) bool { return matchValue(ip, w) }) {
+				return false
+			}
+		}
+		return true
+	})
+}
+
 // matchValue compares an attribute value with a filter string. Lists
 // match if any element does; objects take "key=value" filters (as
 // fixed_ips=ip_address=10.0.0.5).
@@ -232,6 +261,10 @@ func matchValue(v any, want string) bool {
 		return slices.ContainsFunc(x, func(e any) bool { return matchValue(e, want) })
 	case map[string]any:
 		k, val, ok := strings.Cut(want, "=")
+		if k == "ip_address_substr" {
+			ip, _ := x["ip_address"].(string)
+			return ok && strings.Contains(ip, val)
+		}
 		return ok && matchValue(x[k], val)
 	}
 	return false
