@@ -5,6 +5,8 @@ import (
 	"errors"
 	"net/netip"
 	"testing"
+
+	"github.com/insomniacslk/dhcp/dhcpv4"
 )
 
 // FuzzParse checks, for any frame: Parse never panics; on error the
@@ -135,6 +137,97 @@ func FuzzParseDHCP(f *testing.F) {
 			d2.RequestedIP != d.RequestedIP || d2.ServerID != d.ServerID || d2.Hostname != d.Hostname ||
 			!bytes.Equal(d2.ParamRequest, d.ParamRequest) {
 			t.Fatalf("ParseDHCP(%x) twice: %+v then %+v, %v", msg, d, d2, err2)
+		}
+	})
+}
+
+// FuzzBuildUDP4 checks parse(build(x)) == x for UDP frames: Parse gives
+// back every header field and the checksums verify.
+func FuzzBuildUDP4(f *testing.F) {
+	f.Add([]byte{2, 0, 0, 0, 0, 1}, []byte{10, 0, 0, 1}, []byte{10, 0, 0, 2}, uint16(68), uint16(67), uint8(64), []byte("payload")) // DHCP ports
+	f.Add([]byte{}, []byte{}, []byte{}, uint16(0), uint16(0), uint8(0), []byte{})                                                   // all zero
+	f.Add([]byte{0xff}, []byte{255, 255, 255, 255}, []byte{0, 0, 0, 0}, uint16(65535), uint16(1), uint8(255), make([]byte, 1473))   // odd, MTU-sized
+	f.Fuzz(func(t *testing.T, mac, src, dst []byte, sport, dport uint16, ttl uint8, payload []byte) {
+		if len(payload) > maxUDP4Payload {
+			return
+		}
+		var srcMAC, dstMAC [6]byte
+		copy(srcMAC[:], mac)
+		copy(dstMAC[:], src)
+		var s4, d4 [4]byte
+		copy(s4[:], src)
+		copy(d4[:], dst)
+		sa, da := netip.AddrPortFrom(netip.AddrFrom4(s4), sport), netip.AddrPortFrom(netip.AddrFrom4(d4), dport)
+		fr := AppendUDP4(nil, srcMAC, dstMAC, sa, da, ttl, payload)
+		var m FlowMatch
+		var l Layers
+		if err := ParseLayers(fr, &m, &l); err != nil {
+			t.Fatalf("ParseLayers(AppendUDP4(...)) = %v on %x", err, fr)
+		}
+		want := matchSpec{ethSrc: srcMAC, ethDst: dstMAC, ethType: EthTypeIPv4, src: sa.Addr(), dst: da.Addr(),
+			proto: ProtoUDP, ttl: ttl, sport: sport, dport: dport}.m()
+		if m != want {
+			t.Fatalf("ParseLayers(AppendUDP4(...)) = %+v, want %+v", m, want)
+		}
+		if !bytes.Equal(fr[l.Payload:], payload) {
+			t.Fatalf("payload %x, want %x", fr[l.Payload:], payload)
+		}
+		checkIPv4Checksums(t, fr)
+	})
+}
+
+// FuzzAppendDHCPReply builds replies from arbitrary fields and checks
+// that the frame parses, the checksums verify, ParseDHCP recovers the
+// header fields, and insomniacslk/dhcp decodes the same options
+// (including options split by RFC 3396).
+func FuzzAppendDHCPReply(f *testing.F) {
+	f.Add(uint8(DHCPAck), uint32(1), uint16(0), []byte{}, "vm-1", "openstacklocal", "", uint8(2), uint8(2), uint32(600), uint16(1450), uint8(24))
+	f.Add(uint8(DHCPOffer), uint32(0xffffffff), uint16(0x8000), []byte{10, 0, 0, 9}, "", "", "", uint8(0), uint8(0), uint32(0), uint16(0), uint8(0))
+	f.Add(uint8(DHCPNak), uint32(7), uint16(0), []byte{10, 0, 0, 9}, "h", "d", "no", uint8(1), uint8(1), uint32(1), uint16(1), uint8(33))
+	f.Add(uint8(DHCPAck), uint32(2), uint16(0), []byte{}, string(make([]byte, 300)), string(bytes.Repeat([]byte("a"), 600)), "", uint8(100), uint8(80), uint32(0xffffffff), uint16(9000), uint8(32)) // long options split
+	f.Fuzz(func(t *testing.T, typ uint8, xid uint32, flags uint16, ci []byte, host, domain, msg string, nRoutes, nDNS uint8, lease uint32, mtu uint16, plen uint8) {
+		r := &DHCPReply{Type: typ, XID: xid, Flags: flags, ClientMAC: clientMAC, ServerMAC: serverMAC,
+			YourIP: yourIP, ServerIP: serverIP, PrefixLen: int(plen), Router: serverIP,
+			LeaseSeconds: lease, MTU: mtu, DomainName: domain, Hostname: host, Message: msg}
+		if len(ci) >= 4 {
+			r.CIAddr = netip.AddrFrom4([4]byte(ci[:4]))
+		}
+		for i := range int(nRoutes) {
+			r.HostRoutes = append(r.HostRoutes, Route{Dst: netip.PrefixFrom(netip.AddrFrom4([4]byte{10, byte(i), 1, 0}), i%33), Gateway: yourIP})
+		}
+		for i := range int(nDNS) {
+			r.DNS = append(r.DNS, netip.AddrFrom4([4]byte{8, 8, byte(i), 8}))
+		}
+		_, p := parseReplyFrame(t, AppendDHCPReply(nil, r))
+		var d DHCPMessage
+		if err := ParseDHCP(p, &d); err != nil {
+			t.Fatalf("ParseDHCP(AppendDHCPReply(%+v)) = %v", r, err)
+		}
+		if d.XID != xid || d.Type != typ || d.Flags != flags || d.CHAddr != clientMAC || d.ServerID != serverIP || d.Op != BOOTReply {
+			t.Fatalf("ParseDHCP(AppendDHCPReply(%+v)) = %+v", r, d)
+		}
+		x, err := dhcpv4.FromBytes(p)
+		if err != nil {
+			t.Fatalf("dhcpv4.FromBytes(AppendDHCPReply(%+v)) = %v", r, err)
+		}
+		if typ == DHCPNak {
+			if x.Message() != msg {
+				t.Fatalf("NAK message %q, want %q", x.Message(), msg)
+			}
+			return
+		}
+		// Raw option bytes: HostName() trims trailing NULs.
+		gotHost, gotDomain := string(x.Options.Get(dhcpv4.OptionHostName)), string(x.Options.Get(dhcpv4.OptionDomainName))
+		if gotHost != host || gotDomain != domain {
+			t.Fatalf("hostname %q domain %q, want %q %q", gotHost, gotDomain, host, domain)
+		}
+		if len(x.DNS()) != int(nDNS) {
+			t.Fatalf("%d DNS servers, want %d", len(x.DNS()), nDNS)
+		}
+		// Route 0 has prefix length 0, a default route: the router is
+		// then not added.
+		if n := len(x.ClasslessStaticRoute()); n != int(nRoutes) {
+			t.Fatalf("%d classless routes, want %d", n, nRoutes)
 		}
 	})
 }
