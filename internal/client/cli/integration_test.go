@@ -1,9 +1,11 @@
 package cli
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"log/slog"
+	"net/http"
 	"net/http/httptest"
 	"slices"
 	"strings"
@@ -11,8 +13,34 @@ import (
 
 	"hivenet/internal/api"
 	"hivenet/internal/client"
+	"hivenet/internal/store"
 	"hivenet/internal/store/storetest"
+	"hivenet/internal/topology"
+	"hivenet/internal/trace"
 )
+
+// traceHook plugs package trace into the API the way the server does.
+func traceHook(st *store.Store) api.TraceFunc {
+	load := func(ctx context.Context) (*topology.Snapshot, error) {
+		snap, _, err := st.LoadTopology(ctx)
+		return snap, err
+	}
+	return func(ctx context.Context, req api.TraceRequest) (any, error) {
+		var r trace.Request
+		if err := json.Unmarshal(req.Body, &r); err != nil {
+			return nil, api.Errorf(http.StatusBadRequest, "InvalidInput", "Invalid trace request: %v", err)
+		}
+		r.PortID = req.PortID
+		res, err := trace.Run(ctx, load, r)
+		switch {
+		case errors.Is(err, trace.ErrInvalid):
+			return nil, api.Errorf(http.StatusBadRequest, "InvalidInput", "%v", err)
+		case errors.Is(err, trace.ErrNotFound):
+			return nil, api.Errorf(http.StatusNotFound, "PortNotFound", "%v", err)
+		}
+		return res, err
+	}
+}
 
 // realServer starts the real API over an embedded etcd and returns its URL.
 func realServer(t *testing.T) string {
@@ -20,6 +48,7 @@ func realServer(t *testing.T) string {
 	st := storetest.New(t)
 	h, err := api.New(api.Config{
 		Store:      st,
+		Trace:      traceHook(st),
 		AdminToken: testToken,
 		Tokens:     []api.Token{{Token: "member-token", ProjectID: "project-b", Role: api.RoleMember}},
 		Logger:     slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelWarn})),
@@ -155,6 +184,19 @@ func TestAgainstServer(t *testing.T) {
 	}
 	if table := cli(t, url, "port", "list"); !strings.Contains(table, "ip_address='10.20.0.50'") {
 		t.Errorf("port list table lacks vm1's address:\n%s", table)
+	}
+
+	// Trace from vm1 to vm2, through the real simulation.
+	out := cli(t, url, "trace", "--port", "vm1", "--eth-dst", p2["mac_address"].(string), "--ip-dst", "10.20.0.3", "--proto", "udp", "--dst-port", "53")
+	t.Logf("hivenet trace --port vm1 ...:\n%s", out)
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	if len(lines) < 3 || !strings.HasPrefix(lines[0], "host: host-1") || !strings.HasPrefix(lines[1], "  1  ") ||
+		!strings.HasPrefix(lines[len(lines)-1], "verdict: ") {
+		t.Errorf("trace printed\n%s\nwant the host, numbered steps and the verdict last", out)
+	}
+	tr := cliObject(t, url, "trace", "--port", p1ID, "--eth-src", "fa:16:3e:99:99:99")
+	if steps, _ := tr["steps"].([]any); tr["verdict"] != "drop" || len(steps) == 0 {
+		t.Errorf("trace of a spoofed MAC = %v, want a drop with steps", tr)
 	}
 
 	// Errors the server reports, printed with its message.
