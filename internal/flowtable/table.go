@@ -17,23 +17,25 @@ package flowtable
 //
 // Measured 2026-11-24 on the project machine (2 vCPU, Go 1.26) while
 // other jobs kept both CPUs busy (load average 7-10), so the absolute
-// figures are inflated and noisy; 10k flows over 4 masks, 0 allocs/op in
-// every case: BenchmarkLookupHit 310-2900 ns/op (best runs ~310-360),
-// BenchmarkLookupMiss 430-1950 ns/op, BenchmarkLookupHitParallel (2
-// goroutines) 360-2400 ns/op, BenchmarkInsert into a full table (evicting)
-// 2.4-7 µs/op with 4 allocs. Masking a word at a time (maskedKey) was
-// 3-4x faster than FlowMatch.Masked in the same runs. Profiles show the
-// lookup cost is map hashing and cache misses, not the lock; sharded locks
-// were not tried, as the RWMutex is uncontended by writers on the hit
-// path and the machine has 2 CPUs.
+// figures are inflated and noisy; 10k flows over 4 masks, 0 allocs/op:
+// BenchmarkLookupHit 205-236 ns/op, BenchmarkLookupMiss 263-311 ns/op,
+// BenchmarkLookupHitParallel (2 goroutines) 241-567 ns/op,
+// BenchmarkInsert into a full table (evicting) 2.4-7 µs/op, 4 allocs.
+// Keying the per-mask maps by a word array instead of the FlowMatch
+// struct took the hit from 310-2900 to 205-236 ns/op: the struct's blank
+// padding fields give it a field-by-field hash (BenchmarkMapKey). Profiles
+// show the rest is hashing and cache misses, not the lock; sharded locks
+// were not tried, as writers rarely hold the RWMutex and the machine has
+// 2 CPUs.
 //
 // Eviction: when MaxFlows is reached, Insert evicts the least recently
 // used flow by second chance ("CLOCK"): flows sit on a list in insertion
 // order; the tail is evicted unless it was used since it was put on the
 // list, in which case it is moved to the head and the next tail is tried.
 // It approximates LRU (the victim was not used since it was last listed,
-// and no flow listed earlier is unused) and never costs more than one pass
-// over the list.
+// and no flow listed earlier is unused); when every flow was used since
+// listed, the exact least recently used one is evicted. An eviction costs
+// at most one pass over the list and one scan.
 
 import (
 	"errors"
@@ -122,7 +124,7 @@ type flow struct {
 
 type maskTable struct {
 	mask  packet.FlowMatch
-	flows map[packet.FlowMatch]*flow
+	flows map[key]*flow
 	hits  atomic.Uint64
 }
 
@@ -184,7 +186,8 @@ func (t *Table) Lookup(m *packet.FlowMatch, now int64, bytes int) (Actions, bool
 // restart). tags are copied. When the table is full the least recently
 // used flow is evicted first.
 func (t *Table) Insert(match, mask packet.FlowMatch, a Actions, tags []topology.Tag, now int64) error {
-	if maskedKey(&match, &mask) != match {
+	k := keyOf(&match)
+	if maskedKey(&match, &mask) != k {
 		return ErrNotMasked
 	}
 	if len(tags) > MaxTags {
@@ -199,7 +202,7 @@ func (t *Table) Insert(match, mask packet.FlowMatch, a Actions, tags []topology.
 
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	if old := t.findLocked(match, mask); old != nil {
+	if old := t.findLocked(k, mask); old != nil {
 		t.removeLocked(old)
 	} else if t.n >= t.cfg.MaxFlows {
 		t.evictLocked()
@@ -207,7 +210,7 @@ func (t *Table) Insert(match, mask packet.FlowMatch, a Actions, tags []topology.
 	// After the removal: it may have dropped an emptied mask table.
 	mt := t.maskLocked(mask)
 	f.mask = mt
-	mt.flows[match] = f
+	mt.flows[k] = f
 	for _, tg := range f.tags {
 		s := t.byTag[tg]
 		if s == nil {
@@ -336,10 +339,10 @@ func (t *Table) Stats() Stats {
 	}
 }
 
-func (t *Table) findLocked(match, mask packet.FlowMatch) *flow {
+func (t *Table) findLocked(k key, mask packet.FlowMatch) *flow {
 	for _, mt := range t.masks {
 		if mt.mask == mask {
-			return mt.flows[match]
+			return mt.flows[k]
 		}
 	}
 	return nil
@@ -353,7 +356,7 @@ func (t *Table) maskLocked(mask packet.FlowMatch) *maskTable {
 			return mt
 		}
 	}
-	mt := &maskTable{mask: mask, flows: make(map[packet.FlowMatch]*flow)}
+	mt := &maskTable{mask: mask, flows: make(map[key]*flow)}
 	// Copy on write: the slice header readers loaded stays valid.
 	ms := make([]*maskTable, len(t.masks), len(t.masks)+1)
 	copy(ms, t.masks)
@@ -363,10 +366,11 @@ func (t *Table) maskLocked(mask packet.FlowMatch) *maskTable {
 
 func (t *Table) removeLocked(f *flow) {
 	mt := f.mask
-	if mt.flows[f.match] != f {
+	k := keyOf(&f.match)
+	if mt.flows[k] != f {
 		return // already removed
 	}
-	delete(mt.flows, f.match)
+	delete(mt.flows, k)
 	for _, tg := range f.tags {
 		if s := t.byTag[tg]; s != nil {
 			delete(s, f)

@@ -41,7 +41,7 @@ func TestMaskedKeyMatchesMasked(t *testing.T) {
 		randBytes(r, &m)
 		randBytes(r, &k)
 		k = k.Masked(packet.MaskOf(packet.Field(0xffff))) // clear padding
-		if got, want := maskedKey(&m, &k), m.Masked(k); got != want {
+		if got, want := maskedKey(&m, &k), m.Masked(k); got != keyOf(&want) {
 			t.Fatalf("case %d: maskedKey(%+v, %+v) = %+v, want %+v", i, m, k, got, want)
 		}
 	}
@@ -619,6 +619,34 @@ func BenchmarkMasked(b *testing.B) {
 	b.Run("FlowMatch.Masked", func(b *testing.B) {
 		for b.Loop() {
 			_ = p.Masked(maskL4)
+		}
+	})
+}
+
+// BenchmarkMapKey compares the map key types a mask table could use: the
+// FlowMatch struct (field-by-field hash, because of its blank fields) and
+// the word array key (one memory hash).
+func BenchmarkMapKey(b *testing.B) {
+	_, pkts := filledTable(b, 10000)
+	ones := packet.MaskOf(^packet.Field(0))
+	byStruct := make(map[packet.FlowMatch]int, len(pkts))
+	byWords := make(map[key]int, len(pkts))
+	for i, p := range pkts {
+		byStruct[p] = i
+		byWords[keyOf(&p)] = i
+	}
+	b.Run("struct", func(b *testing.B) {
+		i := 0
+		for b.Loop() {
+			_ = byStruct[pkts[i%len(pkts)].Masked(ones)]
+			i++
+		}
+	})
+	b.Run("words", func(b *testing.B) {
+		i := 0
+		for b.Loop() {
+			_ = byWords[maskedKey(&pkts[i%len(pkts)], &ones)]
+			i++
 		}
 	})
 }
