@@ -174,21 +174,27 @@ func TestPrivilegedDeletedPortStops(t *testing.T) {
 	}
 	deleted := time.Now()
 	var replies []time.Time
+	var raw strings.Builder
 	sc := bufio.NewScanner(stdout)
 	for sc.Scan() {
+		raw.WriteString(sc.Text() + "\n")
 		if ts, ok := pingTimestamp(sc.Text()); ok {
 			replies = append(replies, ts)
 		}
 	}
 	cmd.Wait()
 	if len(replies) == 0 {
-		t.Fatal("no replies at all, even before the delete")
+		t.Fatalf("no replies at all, even before the delete; ping said:\n%s", raw.String())
 	}
 	last := replies[len(replies)-1]
 	after := last.Sub(deleted)
 	t.Logf("%d replies; last one %v after DELETE returned", len(replies), after.Round(time.Millisecond))
 	if after > time.Second {
 		t.Errorf("traffic still flowed %v after the port was deleted, want < 1s", after.Round(time.Millisecond))
+	}
+	// The measurement only means something if traffic flowed up to the delete.
+	if gap := deleted.Sub(last); gap > 300*time.Millisecond {
+		t.Errorf("replies stopped %v before the delete; ping said:\n%s", gap.Round(time.Millisecond), raw.String())
 	}
 	e.noReply(t, "a", netip.MustParseAddr("10.20.0.12"), 3)
 }
