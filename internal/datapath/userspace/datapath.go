@@ -124,6 +124,12 @@ type Config struct {
 	MaxFlows int
 	// IdleTimeout expires flows unused for that long (default 10 s).
 	IdleTimeout time.Duration
+	// UpcallRate limits the misses handed to the Handler per port, per
+	// second (default 10000), with bursts of UpcallBurst (default 1000),
+	// so that one VM opening connections cannot starve the others. Misses
+	// over the limit are dropped and counted (UpcallsDroppedRateLimit).
+	UpcallRate  int
+	UpcallBurst int
 	// Logger receives state changes (ports bound, sockets failing); never
 	// per-packet events. Default: slog.Default().
 	Logger *slog.Logger
@@ -141,8 +147,14 @@ func (c *Config) Validate() error {
 	if c.IdleTimeout == 0 {
 		c.IdleTimeout = 10 * time.Second
 	}
-	if c.IdleTimeout < 0 || c.MaxFlows < 0 {
-		return errors.New("userspace: MaxFlows and IdleTimeout must not be negative")
+	if c.UpcallRate == 0 {
+		c.UpcallRate = 10000
+	}
+	if c.UpcallBurst == 0 {
+		c.UpcallBurst = 1000
+	}
+	if c.IdleTimeout < 0 || c.MaxFlows < 0 || c.UpcallRate < 0 || c.UpcallBurst < 0 {
+		return errors.New("userspace: MaxFlows, IdleTimeout, UpcallRate and UpcallBurst must not be negative")
 	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()
@@ -220,6 +232,7 @@ type port struct {
 type counters struct {
 	rx, tx, hits, misses, drops, malformed atomic.Uint64
 	tunnelRx, tunnelTx, unknownKey         atomic.Uint64
+	upcallsLimited                         atomic.Uint64
 }
 
 // New opens the VXLAN socket in the calling thread's network namespace
@@ -530,16 +543,17 @@ func (d *Datapath) Flows() []datapath.FlowInfo {
 // Stats returns the datapath counters.
 func (d *Datapath) Stats() datapath.Stats {
 	return datapath.Stats{
-		RxPackets:        d.st.rx.Load(),
-		TxPackets:        d.st.tx.Load(),
-		Hits:             d.st.hits.Load(),
-		Misses:           d.st.misses.Load(),
-		Drops:            d.st.drops.Load(),
-		Malformed:        d.st.malformed.Load(),
-		TunnelRx:         d.st.tunnelRx.Load(),
-		TunnelTx:         d.st.tunnelTx.Load(),
-		TunnelUnknownKey: d.st.unknownKey.Load(),
-		Flows:            d.table.Len(),
+		RxPackets:               d.st.rx.Load(),
+		TxPackets:               d.st.tx.Load(),
+		Hits:                    d.st.hits.Load(),
+		Misses:                  d.st.misses.Load(),
+		Drops:                   d.st.drops.Load(),
+		Malformed:               d.st.malformed.Load(),
+		TunnelRx:                d.st.tunnelRx.Load(),
+		TunnelTx:                d.st.tunnelTx.Load(),
+		TunnelUnknownKey:        d.st.unknownKey.Load(),
+		UpcallsDroppedRateLimit: d.st.upcallsLimited.Load(),
+		Flows:                   d.table.Len(),
 	}
 }
 

@@ -1,7 +1,6 @@
 package userspace
 
 import (
-	"encoding/binary"
 	"testing"
 
 	"hivenet/internal/datapath"
@@ -90,6 +89,5 @@ func FuzzCoalesce(f *testing.F) {
 			c.add(port, seg)
 		}
 		c.flush()
-		_ = binary.BigEndian
 	})
 }

@@ -26,6 +26,9 @@ type txCtx struct {
 
 	m  packet.FlowMatch
 	up datapath.Upcall
+	// Upcall token bucket of the port this context reads (reader only).
+	tokens     float64
+	tokensTime int64
 
 	// Port write: set wbuf, then call rc.Write(writeFn).
 	wbuf    []byte
@@ -128,11 +131,31 @@ func (d *Datapath) process(c *txCtx, in datapath.PortNo, n int) {
 		return
 	}
 	d.st.misses.Add(1)
+	if !c.takeToken(d.now(), d.cfg.UpcallRate, d.cfg.UpcallBurst) {
+		d.st.upcallsLimited.Add(1)
+		return
+	}
 	if h := d.handler.Load(); h != nil {
 		c.up = datapath.Upcall{InPort: in, Match: c.m, Frame: frame, GSO: g}
 		(*h)(&c.up)
 		c.up.Frame = nil
 	}
+}
+
+// takeToken refills the upcall bucket for the time since the last call
+// and takes one token if there is one.
+func (c *txCtx) takeToken(now int64, rate, burst int) bool {
+	if c.tokensTime == 0 {
+		c.tokens = float64(burst)
+	} else {
+		c.tokens = min(float64(burst), c.tokens+float64(now-c.tokensTime)*float64(rate)/1e9)
+	}
+	c.tokensTime = now
+	if c.tokens < 1 {
+		return false
+	}
+	c.tokens--
+	return true
 }
 
 // execute runs actions on frame, which must start at c.buf[headroom:].

@@ -379,3 +379,31 @@ func TestVnetRoundTrip(t *testing.T) {
 }
 
 func addrPort(a netip.Addr, p uint16) netip.AddrPort { return netip.AddrPortFrom(a, p) }
+
+func TestUpcallTokenBucket(t *testing.T) {
+	tests := []struct {
+		name  string
+		times []int64 // ns of each miss
+		rate  int
+		burst int
+		want  int // upcalls allowed
+	}{
+		{name: "burst then refused", times: []int64{1, 1, 1, 1}, rate: 1, burst: 2, want: 2},
+		{name: "refills with time", times: []int64{1, 1, 1, 1e9 + 1, 1e9 + 1}, rate: 1, burst: 2, want: 3},
+		{name: "never above burst", times: []int64{1, 100e9, 100e9, 100e9, 100e9}, rate: 1000, burst: 3, want: 4},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var c txCtx
+			got := 0
+			for _, at := range tt.times {
+				if c.takeToken(at, tt.rate, tt.burst) {
+					got++
+				}
+			}
+			if got != tt.want {
+				t.Errorf("takeToken allowed %d of %v, want %d", got, tt.times, tt.want)
+			}
+		})
+	}
+}
