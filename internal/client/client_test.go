@@ -218,6 +218,41 @@ func TestCRUD(t *testing.T) {
 			wantErr: ErrAmbiguous,
 		},
 		{
+			name: "resolve in a scope filters by it",
+			exs: []exchange{
+				{Method: "GET", Path: "/v2.0/subnets/default", Status: 404, Resp: notFound},
+				{Method: "GET", Path: "/v2.0/subnets", Query: "name=default&network_id=n2", Status: 200,
+					Resp: `{"subnets": [{"id": "s1", "name": "default", "network_id": "n1"}, {"id": "s2", "name": "default", "network_id": "n2"}]}`},
+			},
+			call: func(ctx context.Context, c *Client) (any, error) {
+				return c.ResolveIn(ctx, Subnets, "default", url.Values{"network_id": {"n2"}})
+			},
+			want: "s2",
+		},
+		{
+			name: "resolve in a scope refuses an ID outside it",
+			exs: []exchange{
+				{Method: "GET", Path: "/v2.0/subnets/s1", Status: 200, Resp: `{"subnet": {"id": "s1", "network_id": "n1"}}`},
+			},
+			call: func(ctx context.Context, c *Client) (any, error) {
+				return c.ResolveIn(ctx, Subnets, "s1", url.Values{"network_id": {"n2"}})
+			},
+			want:    errors.New(`client: not found: subnet s1 is not in network_id n2`),
+			wantErr: ErrNotFound,
+		},
+		{
+			name: "resolve in a scope, no match",
+			exs: []exchange{
+				{Method: "GET", Path: "/v2.0/subnets/default", Status: 404, Resp: notFound},
+				{Method: "GET", Path: "/v2.0/subnets", Query: "name=default&network_id=n2", Status: 200, Resp: `{"subnets": []}`},
+			},
+			call: func(ctx context.Context, c *Client) (any, error) {
+				return c.ResolveIn(ctx, Subnets, "default", url.Values{"network_id": {"n2"}})
+			},
+			want:    errors.New(`client: not found: no subnet with name or ID "default" in network_id n2`),
+			wantErr: ErrNotFound,
+		},
+		{
 			name: "resolve passes other errors through",
 			exs: []exchange{
 				{Method: "GET", Path: "/v2.0/networks/blue", Status: 401, Resp: `{"NeutronError": {"type": "Unauthorized", "message": "bad token"}}`},

@@ -6,8 +6,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 )
 
@@ -167,7 +169,14 @@ func nextLink(current string, raw json.RawMessage) (string, error) {
 // object whose ID is ref, else the one object whose NameField equals ref.
 // No match gives an error wrapping ErrNotFound; several, ErrAmbiguous.
 func (c *Client) Resolve(ctx context.Context, r Resource, ref string) (string, error) {
-	obj, err := c.Find(ctx, r, ref)
+	return c.ResolveIn(ctx, r, ref, nil)
+}
+
+// ResolveIn is Resolve among the objects whose fields equal scope (for
+// example the subnets of one network: {"network_id": {id}}); names need
+// only be unique within the scope.
+func (c *Client) ResolveIn(ctx context.Context, r Resource, ref string, scope url.Values) (string, error) {
+	obj, err := c.FindIn(ctx, r, ref, scope)
 	if err != nil {
 		return "", err
 	}
@@ -180,11 +189,19 @@ func (c *Client) Resolve(ctx context.Context, r Resource, ref string) (string, e
 
 // Find is Resolve returning the whole object.
 func (c *Client) Find(ctx context.Context, r Resource, ref string) (Object, error) {
+	return c.FindIn(ctx, r, ref, nil)
+}
+
+// FindIn is ResolveIn returning the whole object.
+func (c *Client) FindIn(ctx context.Context, r Resource, ref string, scope url.Values) (Object, error) {
 	if ref == "" {
 		return nil, fmt.Errorf("client: empty %s name or ID", r)
 	}
 	obj, err := c.Get(ctx, r, ref)
 	if err == nil {
+		if !inScope(obj, scope) {
+			return nil, fmt.Errorf("%w: %s %s is not in %s", ErrNotFound, r, ref, describeScope(scope))
+		}
 		return obj, nil
 	}
 	// A server may answer 400 for a string that cannot be an ID; then
@@ -196,19 +213,26 @@ func (c *Client) Find(ctx context.Context, r Resource, ref string) (Object, erro
 	if r.NameField == "" || r.NameField == "id" {
 		return nil, fmt.Errorf("%w: no %s with ID %q", ErrNotFound, r, ref)
 	}
-	items, err := c.List(ctx, r, url.Values{r.NameField: {ref}})
+	q := url.Values{r.NameField: {ref}}
+	for k, v := range scope {
+		q[k] = v
+	}
+	items, err := c.List(ctx, r, q)
 	if err != nil {
 		return nil, err
 	}
-	// Keep only exact matches, in case the server ignores the filter.
+	// Keep only exact matches, in case the server ignores a filter.
 	var match []Object
 	for _, it := range items {
-		if v, _ := it[r.NameField].(string); v == ref {
+		if v, _ := it[r.NameField].(string); v == ref && inScope(it, scope) {
 			match = append(match, it)
 		}
 	}
 	switch len(match) {
 	case 0:
+		if len(scope) > 0 {
+			return nil, fmt.Errorf("%w: no %s with name or ID %q in %s", ErrNotFound, r, ref, describeScope(scope))
+		}
 		return nil, fmt.Errorf("%w: no %s with name or ID %q", ErrNotFound, r, ref)
 	case 1:
 		return match[0], nil
@@ -226,4 +250,25 @@ func decodeNumbers(raw json.RawMessage, v any) error {
 	dec := json.NewDecoder(bytes.NewReader(raw))
 	dec.UseNumber()
 	return dec.Decode(v)
+}
+
+// inScope reports whether obj's string fields match every scope field
+// (one of its values).
+func inScope(obj Object, scope url.Values) bool {
+	for k, vs := range scope {
+		v, _ := obj[k].(string)
+		if !slices.Contains(vs, v) {
+			return false
+		}
+	}
+	return true
+}
+
+func describeScope(scope url.Values) string {
+	keys := slices.Sorted(maps.Keys(scope))
+	parts := make([]string, len(keys))
+	for i, k := range keys {
+		parts[i] = k + " " + strings.Join(scope[k], "|")
+	}
+	return strings.Join(parts, ", ")
 }

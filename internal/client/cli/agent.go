@@ -42,7 +42,7 @@ func agentUpdateCommand(g *globals) *cobra.Command {
 	adminUp := boolPair(cmd, "enable", "disable", "admin_state_up", "enable the agent", "disable the agent")
 	var description string
 	cmd.Flags().StringVar(&description, "description", "", "new description")
-	return updateCommand(g, client.Agents, cmd, func(context.Context, *client.Client) (client.Object, error) {
+	return updateCommand(g, client.Agents, cmd, func(context.Context, *client.Client, func() (client.Object, error)) (client.Object, error) {
 		body := client.Object{}
 		if cmd.Flags().Changed("description") {
 			body["description"] = description

@@ -267,8 +267,9 @@ func flagBool(cmd *cobra.Command, name string) bool {
 var errNothingToUpdate = errors.New("nothing to update: give at least one option (see --help)")
 
 // updateCommand is "<res> update NAME|ID [flags]": body builds the changed
-// fields from the flags given.
-func updateCommand(g *globals, res client.Resource, cmd *cobra.Command, body func(context.Context, *client.Client) (client.Object, error)) *cobra.Command {
+// fields from the flags given. target returns the object being updated;
+// it is looked up once, on first use, so flag errors cost no request.
+func updateCommand(g *globals, res client.Resource, cmd *cobra.Command, body func(ctx context.Context, c *client.Client, target func() (client.Object, error)) (client.Object, error)) *cobra.Command {
 	cmd.Use = "update " + strings.ToUpper(res.Singular)
 	cmd.Short = "Change the settings of " + withArticle(res.String())
 	cmd.Args = cobra.ExactArgs(1)
@@ -277,22 +278,35 @@ func updateCommand(g *globals, res client.Resource, cmd *cobra.Command, body fun
 		if err != nil {
 			return err
 		}
-		fields, err := body(cmd.Context(), c)
+		var obj client.Object
+		target := func() (client.Object, error) {
+			if obj != nil {
+				return obj, nil
+			}
+			o, err := c.Find(cmd.Context(), res, args[0])
+			if err != nil {
+				return nil, err
+			}
+			obj = o
+			return obj, nil
+		}
+		fields, err := body(cmd.Context(), c, target)
 		if err != nil {
 			return err
 		}
 		if len(fields) == 0 {
 			return errNothingToUpdate
 		}
-		id, err := c.Resolve(cmd.Context(), res, args[0])
+		t, err := target()
 		if err != nil {
 			return err
 		}
-		obj, err := c.Update(cmd.Context(), res, id, fields)
+		id, _ := t["id"].(string)
+		updated, err := c.Update(cmd.Context(), res, id, fields)
 		if err != nil {
 			return err
 		}
-		return printObject(cmd.OutOrStdout(), g.output, obj)
+		return printObject(cmd.OutOrStdout(), g.output, updated)
 	}
 	return cmd
 }

@@ -298,10 +298,11 @@ func TestCommands(t *testing.T) {
 				"--mac-address", "fa:16:3e:00:00:01", "--host", "host-1", "--interface-name", "vm1-eth0",
 				"--disable-port-security", "--allowed-address", "ip-address=10.0.0.0/28,mac-address=fa:16:3e:00:00:09",
 				"--allowed-address", "ip-address=10.0.0.77", "--device-owner", "compute:nova", "--device-id", "vm-1", "--disable", "-o", "json"},
-			exs: seq([]ex{
+			exs: seq(resolveBlue, []ex{
+				// The subnet name is looked up among the network's subnets.
 				{Method: "GET", Path: "/v2.0/subnets/blue-v4", Status: 404, Resp: `{"NeutronError": {"type": "SubnetNotFound", "message": "no"}}`},
-				{Method: "GET", Path: "/v2.0/subnets", Query: "name=blue-v4", Status: 200, Resp: `{"subnets": [{"id": "s1", "name": "blue-v4"}]}`},
-			}, resolveBlue, []ex{{
+				{Method: "GET", Path: "/v2.0/subnets", Query: "name=blue-v4&network_id=n1", Status: 200, Resp: `{"subnets": [{"id": "s1", "name": "blue-v4", "network_id": "n1"}]}`},
+			}, []ex{{
 				Method: "POST", Path: "/v2.0/ports",
 				Body: `{"port": {"name": "vm1", "network_id": "n1",
 					"fixed_ips": [{"subnet_id": "s1", "ip_address": "10.0.0.5"}, {"ip_address": "10.0.0.6"}],
@@ -335,6 +336,18 @@ func TestCommands(t *testing.T) {
 				},
 			},
 			want: "{\n  \"binding:host_id\": \"host-2\",\n  \"id\": \"p1\"\n}\n",
+		},
+		{
+			name: "port update resolves a subnet name in the port's network",
+			args: []string{"port", "update", "vm1", "--fixed-ip", "subnet=default", "-o", "json"},
+			exs: []ex{
+				{Method: "GET", Path: "/v2.0/ports/vm1", Status: 404, Resp: `{"NeutronError": {"type": "PortNotFound", "message": "no"}}`},
+				{Method: "GET", Path: "/v2.0/ports", Query: "name=vm1", Status: 200, Resp: `{"ports": [{"id": "p1", "name": "vm1", "network_id": "n2"}]}`},
+				{Method: "GET", Path: "/v2.0/subnets/default", Status: 404, Resp: `{"NeutronError": {"type": "SubnetNotFound", "message": "no"}}`},
+				{Method: "GET", Path: "/v2.0/subnets", Query: "name=default&network_id=n2", Status: 200, Resp: `{"subnets": [{"id": "s2", "name": "default", "network_id": "n2"}]}`},
+				{Method: "PUT", Path: "/v2.0/ports/p1", Body: `{"port": {"fixed_ips": [{"subnet_id": "s2"}]}}`, Status: 200, Resp: `{"port": {"id": "p1"}}`},
+			},
+			want: "{\n  \"id\": \"p1\"\n}\n",
 		},
 		{
 			name: "port list with filters",

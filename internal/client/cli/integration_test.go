@@ -156,6 +156,10 @@ func TestAgainstServer(t *testing.T) {
 		t.Errorf("subnet update = %v, want name blue-net and no DNS servers", upd)
 	}
 
+	// The same subnet name on another network: --fixed-ip subnet=NAME
+	// looks among the port's network's subnets only.
+	cli(t, url, "subnet", "update", "green-v4", "--name", "blue-net")
+
 	// Ports.
 	p1 := cliObject(t, url, "port", "create", "vm1", "--network", "blue", "--fixed-ip", "subnet=blue-net,ip-address=10.20.0.50",
 		"--host", "host-1", "--interface-name", "vm1-eth0", "--allowed-address", "ip-address=10.20.0.200")
@@ -238,7 +242,10 @@ func TestAgainstServer(t *testing.T) {
 
 	// Deletes, by name, and nothing left.
 	cli(t, url, "port", "delete", "vm1", "vm2b")
-	cli(t, url, "subnet", "delete", "blue-net")
+	if _, err := runCLI(t, url, "subnet", "delete", "blue-net"); !errors.Is(err, client.ErrAmbiguous) {
+		t.Errorf("subnet delete blue-net (on two networks): error %v, want ambiguous", err)
+	}
+	cli(t, url, "subnet", "delete", subID)
 	cli(t, url, "network", "delete", "blue", redID)
 	if got := cliList(t, url, "port", "list"); len(got) != 0 {
 		t.Errorf("port list after deletes = %v, want none", got)

@@ -76,7 +76,7 @@ func networkUpdateCommand(g *globals) *cobra.Command {
 	f := addNetworkFlags(cmd)
 	var name string
 	cmd.Flags().StringVar(&name, "name", "", "new name")
-	return updateCommand(g, client.Networks, cmd, func(context.Context, *client.Client) (client.Object, error) {
+	return updateCommand(g, client.Networks, cmd, func(context.Context, *client.Client, func() (client.Object, error)) (client.Object, error) {
 		body := client.Object{}
 		if cmd.Flags().Changed("name") {
 			body["name"] = name

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/netip"
+	"net/url"
 
 	"github.com/spf13/cobra"
 
@@ -54,7 +55,8 @@ type portFlags struct {
 	deviceID     string
 	adminUp      func(client.Object)
 	portSecurity func(client.Object)
-	noInterface  bool // update only
+	noInterface  bool                // update only
+	parsed       []map[string]string // --fixed-ip values, parsed by fill
 }
 
 func addPortFlags(cmd *cobra.Command, forUpdate bool) *portFlags {
@@ -86,8 +88,8 @@ func addPortFlags(cmd *cobra.Command, forUpdate bool) *portFlags {
 }
 
 // fill validates the flags given and sets the matching fields of body,
-// resolving subnet names with c.
-func (f *portFlags) fill(ctx context.Context, c *client.Client, body client.Object) error {
+// all but fixed_ips, which need resolveFixedIPs.
+func (f *portFlags) fill(body client.Object) error {
 	changed := f.cmd.Flags().Changed
 	if changed("mac-address") {
 		if err := checkMAC("mac-address", f.mac); err != nil {
@@ -140,35 +142,60 @@ func (f *portFlags) fill(ctx context.Context, c *client.Client, body client.Obje
 		body["allowed_address_pairs"] = []map[string]string{}
 	}
 	if changed("fixed-ip") {
-		ips := []map[string]string{}
+		f.parsed = f.parsed[:0]
 		for _, s := range f.fixedIPs {
 			kv, err := parseKV("fixed-ip", s, []string{"subnet", "ip-address"}, nil)
 			if err != nil {
 				return err
 			}
-			ip := map[string]string{}
 			if a, ok := kv["ip-address"]; ok {
 				if err := checkIP("fixed-ip ip-address", a); err != nil {
 					return err
 				}
-				ip["ip_address"] = a
 			}
-			if sub, ok := kv["subnet"]; ok {
-				id, err := c.Resolve(ctx, client.Subnets, sub)
-				if err != nil {
-					return fmt.Errorf("--fixed-ip subnet: %w", err)
-				}
-				ip["subnet_id"] = id
-			}
-			ips = append(ips, ip)
+			f.parsed = append(f.parsed, kv)
 		}
-		body["fixed_ips"] = ips
 	}
 	if f.noFixedIP {
 		body["fixed_ips"] = []map[string]string{}
 	}
 	f.adminUp(body)
 	f.portSecurity(body)
+	return nil
+}
+
+// needSubnets reports whether resolveFixedIPs will look up subnet names.
+func (f *portFlags) needSubnets() bool {
+	for _, kv := range f.parsed {
+		if _, ok := kv["subnet"]; ok {
+			return true
+		}
+	}
+	return false
+}
+
+// resolveFixedIPs sets body's fixed_ips from --fixed-ip, resolving subnet
+// names or IDs among the subnets of network networkID.
+func (f *portFlags) resolveFixedIPs(ctx context.Context, c *client.Client, body client.Object, networkID string) error {
+	if !f.cmd.Flags().Changed("fixed-ip") {
+		return nil
+	}
+	ips := []map[string]string{}
+	for _, kv := range f.parsed {
+		ip := map[string]string{}
+		if a, ok := kv["ip-address"]; ok {
+			ip["ip_address"] = a
+		}
+		if sub, ok := kv["subnet"]; ok {
+			id, err := c.ResolveIn(ctx, client.Subnets, sub, url.Values{"network_id": {networkID}})
+			if err != nil {
+				return fmt.Errorf("--fixed-ip subnet: %w", err)
+			}
+			ip["subnet_id"] = id
+		}
+		ips = append(ips, ip)
+	}
+	body["fixed_ips"] = ips
 	return nil
 }
 
@@ -185,7 +212,7 @@ func portCreateCommand(g *globals) *cobra.Command {
 		if project != "" {
 			body["project_id"] = project
 		}
-		if err := f.fill(ctx, c, body); err != nil {
+		if err := f.fill(body); err != nil {
 			return nil, err
 		}
 		netID, err := c.Resolve(ctx, client.Networks, network)
@@ -193,6 +220,9 @@ func portCreateCommand(g *globals) *cobra.Command {
 			return nil, fmt.Errorf("--network: %w", err)
 		}
 		body["network_id"] = netID
+		if err := f.resolveFixedIPs(ctx, c, body, netID); err != nil {
+			return nil, err
+		}
 		return body, nil
 	})
 }
@@ -202,12 +232,23 @@ func portUpdateCommand(g *globals) *cobra.Command {
 	f := addPortFlags(cmd, true)
 	var name string
 	cmd.Flags().StringVar(&name, "name", "", "new name")
-	return updateCommand(g, client.Ports, cmd, func(ctx context.Context, c *client.Client) (client.Object, error) {
+	return updateCommand(g, client.Ports, cmd, func(ctx context.Context, c *client.Client, target func() (client.Object, error)) (client.Object, error) {
 		body := client.Object{}
 		if cmd.Flags().Changed("name") {
 			body["name"] = name
 		}
-		if err := f.fill(ctx, c, body); err != nil {
+		if err := f.fill(body); err != nil {
+			return nil, err
+		}
+		netID := ""
+		if f.needSubnets() {
+			port, err := target()
+			if err != nil {
+				return nil, err
+			}
+			netID, _ = port["network_id"].(string)
+		}
+		if err := f.resolveFixedIPs(ctx, c, body, netID); err != nil {
 			return nil, err
 		}
 		return body, nil

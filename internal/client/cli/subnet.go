@@ -184,7 +184,7 @@ func subnetUpdateCommand(g *globals) *cobra.Command {
 	f := addSubnetFlags(cmd, true)
 	var name string
 	cmd.Flags().StringVar(&name, "name", "", "new name")
-	return updateCommand(g, client.Subnets, cmd, func(context.Context, *client.Client) (client.Object, error) {
+	return updateCommand(g, client.Subnets, cmd, func(context.Context, *client.Client, func() (client.Object, error)) (client.Object, error) {
 		body := client.Object{}
 		if cmd.Flags().Changed("name") {
 			body["name"] = name
