@@ -336,6 +336,15 @@ func (d *Datapath) readTunnel() {
 	var iov unix.Iovec
 	var msg unix.Msghdr
 	msg.Iov, msg.Iovlen = &iov, 1
+	wc := d.newTxCtx()
+	co := coalescer{buf: make([]byte, vnetHdrLen+maxFrame)}
+	co.write = func(p datapath.PortNo, b []byte) {
+		if pt := d.state.Load().ports[p]; pt != nil {
+			_ = d.writePort(wc, pt, b)
+		} else {
+			d.st.drops.Add(1)
+		}
+	}
 	var n int
 	var rerr unix.Errno
 	recvFn := func(fd uintptr) bool {
@@ -345,16 +354,15 @@ func (d *Datapath) readTunnel() {
 		msg.SetControllen(len(oob))
 		r, _, e := unix.Syscall(unix.SYS_RECVMSG, fd, uintptr(unsafe.Pointer(&msg)), 0)
 		n, rerr = int(r), e
-		return e != unix.EAGAIN
-	}
-	wc := d.newTxCtx()
-	co := coalescer{buf: make([]byte, vnetHdrLen+maxFrame)}
-	co.write = func(p datapath.PortNo, b []byte) {
-		if pt := d.state.Load().ports[p]; pt != nil {
-			_ = d.writePort(wc, pt, b)
-		} else {
-			d.st.drops.Add(1)
+		if e == unix.EAGAIN {
+			// Nothing more queued: write out what the coalescer holds
+			// before sleeping. Holding it until now lets a superframe
+			// that the sender split over two UDP GSO sends be merged
+			// whole, and adds no delay (the queue is empty).
+			co.flush()
+			return false
 		}
+		return true
 	}
 	for {
 		if err := d.udpRC.Read(recvFn); err != nil {
@@ -396,6 +404,5 @@ func (d *Datapath) readTunnel() {
 			}
 			d.st.unknownKey.Add(1)
 		}
-		co.flush()
 	}
 }

@@ -299,6 +299,15 @@ func TestPrivilegedTwoHosts(t *testing.T) {
 		}
 		after := l.dp[1].Stats()
 		t.Logf("host1: rx %d frames from vm1, %d tunnel datagrams sent", after.RxPackets-before.RxPackets, after.TunnelTx-before.TunnelTx)
+		for i := 1; i <= 2; i++ {
+			t.Logf("host%d Stats() = %+v", i, l.dp[i].Stats())
+			snmp, _ := exec.Command("ip", "netns", "exec", nsName(l.prefix, fmt.Sprintf("h%d", i)), "cat", "/proc/net/snmp").Output()
+			for _, line := range strings.Split(string(snmp), "\n") {
+				if strings.HasPrefix(line, "Udp:") {
+					t.Logf("host%d %s", i, line)
+				}
+			}
+		}
 	})
 
 	t.Run("malformed frame is dropped and counted", func(t *testing.T) {
