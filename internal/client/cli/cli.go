@@ -23,6 +23,7 @@ import (
 	"fmt"
 	"net/url"
 	"os"
+	"slices"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -103,6 +104,8 @@ func showCommand(g *globals, res client.Resource) *cobra.Command {
 		Use:   "show " + strings.ToUpper(res.Singular),
 		Short: "Show the details of " + withArticle(res.String()),
 		Args:  cobra.ExactArgs(1),
+
+		ValidArgsFunction: completeNames(g, res),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			c, err := g.client()
 			if err != nil {
@@ -124,6 +127,8 @@ func deleteCommand(g *globals, res client.Resource) *cobra.Command {
 		Use:   "delete " + strings.ToUpper(res.Singular) + " [" + strings.ToUpper(res.Singular) + "...]",
 		Short: "Delete " + res.Plural,
 		Args:  cobra.MinimumNArgs(1),
+
+		ValidArgsFunction: completeNames(g, res),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			c, err := g.client()
 			if err != nil {
@@ -273,6 +278,7 @@ func updateCommand(g *globals, res client.Resource, cmd *cobra.Command, body fun
 	cmd.Use = "update " + strings.ToUpper(res.Singular)
 	cmd.Short = "Change the settings of " + withArticle(res.String())
 	cmd.Args = cobra.ExactArgs(1)
+	cmd.ValidArgsFunction = completeNames(g, res)
 	cmd.RunE = func(cmd *cobra.Command, args []string) error {
 		c, err := g.client()
 		if err != nil {
@@ -340,4 +346,42 @@ func withArticle(noun string) string {
 		return "an " + noun
 	}
 	return "a " + noun
+}
+
+// completeNames completes a NAME|ID argument with the names (or, for
+// resources without names, the IDs) of existing objects whose name starts
+// with what was typed. It asks the API with fields= so the answer stays
+// small, and completes nothing when the API cannot be reached.
+func completeNames(g *globals, res client.Resource) cobra.CompletionFunc {
+	return func(cmd *cobra.Command, args []string, toComplete string) ([]cobra.Completion, cobra.ShellCompDirective) {
+		if len(args) > 0 && !strings.HasPrefix(cmd.Use, "delete") {
+			return nil, cobra.ShellCompDirectiveNoFileComp
+		}
+		c, err := g.client()
+		if err != nil {
+			return nil, cobra.ShellCompDirectiveNoFileComp | cobra.ShellCompDirectiveError
+		}
+		field := res.NameField
+		if field == "" {
+			field = "id"
+		}
+		objs, err := c.List(cmd.Context(), res, url.Values{"fields": {"id", field}})
+		if err != nil {
+			return nil, cobra.ShellCompDirectiveNoFileComp | cobra.ShellCompDirectiveError
+		}
+		var out []cobra.Completion
+		seen := map[string]bool{}
+		for _, o := range objs {
+			v, _ := o[field].(string)
+			if v == "" {
+				v, _ = o["id"].(string)
+			}
+			if v != "" && strings.HasPrefix(v, toComplete) && !seen[v] && !slices.Contains(args, v) {
+				seen[v] = true
+				out = append(out, v)
+			}
+		}
+		slices.Sort(out)
+		return out, cobra.ShellCompDirectiveNoFileComp
+	}
 }

@@ -578,3 +578,57 @@ func TestWriteTableEmptyColumns(t *testing.T) {
 		t.Errorf("printList with a missing field printed\n%s\nwant\n%s", b.String(), want)
 	}
 }
+
+func TestCompletion(t *testing.T) {
+	tests := []struct {
+		name string
+		args []string
+		exs  []ex
+		want string
+	}{
+		{
+			name: "network names",
+			args: []string{"network", "show", "b"},
+			exs: []ex{{Method: "GET", Path: "/v2.0/networks", Query: "fields=id&fields=name", Status: 200,
+				Resp: `{"networks": [{"id": "n1", "name": "blue"}, {"id": "n2", "name": "red"}, {"id": "n3", "name": "black"}, {"id": "n4", "name": "blue"}, {"id": "b5", "name": ""}]}`}},
+			want: "b5\nblack\nblue\n:4\n",
+		},
+		{
+			name: "agents by host, already given ones left out",
+			args: []string{"agent", "delete", "host-1", ""},
+			exs: []ex{{Method: "GET", Path: "/v2.0/agents", Query: "fields=id&fields=host", Status: 200,
+				Resp: `{"agents": [{"id": "a1", "host": "host-1"}, {"id": "a2", "host": "host-2"}]}`}},
+			want: "host-2\n:4\n",
+		},
+		{
+			name: "show takes one argument",
+			args: []string{"port", "show", "vm1", ""},
+			want: ":4\n",
+		},
+		{
+			name: "API error completes nothing",
+			args: []string{"subnet", "update", ""},
+			exs:  []ex{{Method: "GET", Path: "/v2.0/subnets", Query: "fields=id&fields=name", Status: 500, Resp: `{"NeutronError": {"message": "boom"}}`}},
+			want: ":5\n",
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			srv := clienttest.NewServer(t, testToken, tt.exs...)
+			root := newRoot()
+			var out, errOut bytes.Buffer
+			root.SetOut(&out)
+			root.SetErr(&errOut)
+			// Flags go before the word being completed, which must be last.
+			args := append([]string{cobra.ShellCompRequestCmd}, tt.args[:len(tt.args)-1]...)
+			args = append(args, "--url", srv.URL, "--token", testToken, tt.args[len(tt.args)-1])
+			root.SetArgs(args)
+			if err := root.Execute(); err != nil {
+				t.Fatalf("completing %v: %v", tt.args, err)
+			}
+			if out.String() != tt.want {
+				t.Errorf("completing %v printed %q, want %q", tt.args, out.String(), tt.want)
+			}
+		})
+	}
+}
