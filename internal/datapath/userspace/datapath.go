@@ -131,7 +131,8 @@ type Config struct {
 	UpcallRate  int
 	UpcallBurst int
 	// Logger receives state changes (ports bound, sockets failing); never
-	// per-packet events. Default: slog.Default().
+	// per-packet events. The caller names the component. Default:
+	// slog.Default().
 	Logger *slog.Logger
 }
 
@@ -246,7 +247,7 @@ func New(cfg Config) (*Datapath, error) {
 	}
 	d := &Datapath{
 		cfg:   cfg,
-		log:   cfg.Logger.With("component", "datapath"),
+		log:   cfg.Logger,
 		table: flowtable.New(flowtable.Config{MaxFlows: cfg.MaxFlows, IdleTimeout: int64(cfg.IdleTimeout)}),
 		ns:    netns.None(),
 		epoch: time.Now(),

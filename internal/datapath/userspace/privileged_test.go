@@ -299,6 +299,16 @@ func TestPrivilegedTwoHosts(t *testing.T) {
 		}
 		after := l.dp[1].Stats()
 		t.Logf("host1: rx %d frames from vm1, %d tunnel datagrams sent", after.RxPackets-before.RxPackets, after.TunnelTx-before.TunnelTx)
+		// The VM's TSO superframes arrived whole and were cut into many
+		// datagrams, which host2 merged back into few, large writes.
+		h1 := after
+		h2 := l.dp[2].Stats()
+		if rx, tx := h1.RxPackets-before.RxPackets, h1.TunnelTx-before.TunnelTx; tx < 10*rx {
+			t.Errorf("host1 read %d frames and sent %d datagrams: superframes did not arrive whole", rx, tx)
+		}
+		if h2.TunnelRx < 5*h2.TxPackets {
+			t.Errorf("host2 got %d datagrams and wrote %d frames: no coalescing", h2.TunnelRx, h2.TxPackets)
+		}
 		for i := 1; i <= 2; i++ {
 			t.Logf("host%d Stats() = %+v", i, l.dp[i].Stats())
 			snmp, _ := exec.Command("ip", "netns", "exec", nsName(l.prefix, fmt.Sprintf("h%d", i)), "cat", "/proc/net/snmp").Output()
