@@ -1,20 +1,3 @@
-// Package cli holds the hivenet command-line client: the cobra commands
-// network, subnet, port, agent (create|list|show|update|delete) and trace,
-// which talk to the REST API through package client and nothing else.
-//
-// cmd/hivenet registers them on its root command:
-//
-//	root.AddCommand(cli.Commands()...)
-//
-// Each call of Commands builds a fresh command tree, so tests can run
-// commands side by side without sharing flag state.
-//
-// Global flags of every command here: --url (else $HIVENET_URL, $OS_ENDPOINT,
-// $OS_URL, else http://127.0.0.1:9696), --token (else $HIVENET_TOKEN,
-// $HIVENET_ADMIN_TOKEN, $OS_TOKEN) and -o table|json. Tables are for
-// people; -o json prints the objects exactly as the server returned them
-// (a list as a JSON array) for scripts. A resource may be named by ID or
-// by name wherever one is referenced; an ambiguous name is an error.
 package cli
 
 import (
