@@ -18,7 +18,9 @@ import (
 // every block but the last must then have an even length.
 //
 // The loop adds 8 bytes at a time into a 64-bit accumulator with carry
-// (32 bytes per iteration); see BenchmarkChecksum1500 for the figure.
+// (32 bytes per iteration). Measured 2026-11-24 on the shared 2-core VM
+// (BenchmarkChecksum1500): about 95 ns per 1500 bytes (~16 GB/s), 7x the
+// 16-bit reference loop of the tests (~680 ns).
 func Checksum(b []byte, initial uint32) uint16 {
 	return ^fold(sum(b, uint64(initial)))
 }
