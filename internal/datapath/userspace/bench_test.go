@@ -11,7 +11,7 @@ import (
 // each VM to a Linux bridge with a kernel VXLAN device: the reference the
 // userspace datapath is compared with.
 func buildKernelLab(t *testing.T, prefix string) *lab {
-	l := buildLab(t, prefix, false)
+	l := buildLab(t, prefix, false, 1450)
 	for i := 1; i <= 2; i++ {
 		h := nsName(prefix, fmt.Sprintf("h%d", i))
 		run(t, "ip", "-n", h, "link", "add", "hdp-br", "type", "bridge")
@@ -54,7 +54,7 @@ func TestPrivilegedBenchCompare(t *testing.T) {
 	runs, secs := 3, 5
 	k := measure(t, buildKernelLab(t, "hdp-k-"), runs, secs)
 	delNamespaces("hdp-k-")
-	u := measure(t, buildLab(t, "hdp-", true), runs, secs)
+	u := measure(t, buildLab(t, "hdp-", true, 1450), runs, secs)
 	t.Logf("medians of %d runs (%d s iperf3, 20 pings at 0.2 s)", runs, secs)
 	t.Logf("%-22s %10s %10s", "", "Gbit/s", "RTT")
 	t.Logf("%-22s %10.2f %10v", "kernel bridge+VXLAN", k.gbps, k.rtt)

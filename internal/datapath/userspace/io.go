@@ -293,6 +293,18 @@ func (c *txCtx) send(b []byte, segLen int) error {
 	if err == nil && c.serr != 0 {
 		err = c.serr
 	}
+	if segs > 1 && (errors.Is(err, unix.EINVAL) || errors.Is(err, unix.EMSGSIZE)) {
+		// The segments do not fit the underlay MTU (a guest MTU set too
+		// large), which UDP GSO refuses: send them one by one and let the
+		// kernel fragment them, as a kernel VXLAN device would.
+		var first error
+		for off := 0; off < len(b); off += segLen {
+			if err := c.send(b[off:min(off+segLen, len(b))], segLen); err != nil && first == nil {
+				first = err
+			}
+		}
+		return first
+	}
 	if err != nil {
 		d.st.drops.Add(uint64(segs))
 		return fmt.Errorf("userspace: tunnel send: %w", err)

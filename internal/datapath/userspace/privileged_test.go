@@ -123,7 +123,7 @@ func nsName(prefix, n string) string { return prefix + n }
 
 // buildHosts creates the four namespaces and links; withDatapath also
 // starts a userspace Datapath per host and binds the VM ports.
-func buildLab(t *testing.T, prefix string, withDatapath bool) *lab {
+func buildLab(t *testing.T, prefix string, withDatapath bool, vmMTU int) *lab {
 	t.Helper()
 	delNamespaces(prefix)
 	t.Cleanup(func() { delNamespaces(prefix) })
@@ -145,7 +145,7 @@ func buildLab(t *testing.T, prefix string, withDatapath bool) *lab {
 		l.vmIP[i+1] = fmt.Sprintf("10.252.0.%d", i+1)
 		run(t, "ip", "link", "add", tap, "netns", h, "type", "veth", "peer", "eth0", "netns", vm)
 		run(t, "ip", "-n", h, "link", "set", tap, "up")
-		run(t, "ip", "-n", vm, "link", "set", "eth0", "mtu", "1450", "up")
+		run(t, "ip", "-n", vm, "link", "set", "eth0", "mtu", strconv.Itoa(vmMTU), "up")
 		run(t, "ip", "-n", vm, "addr", "add", l.vmIP[i+1]+"/24", "dev", "eth0")
 	}
 	if !withDatapath {
@@ -274,7 +274,7 @@ func iperf(t *testing.T, prefix, dst string, secs int) float64 {
 
 func TestPrivilegedTwoHosts(t *testing.T) {
 	requireRoot(t)
-	l := buildLab(t, "hdp-", true)
+	l := buildLab(t, "hdp-", true, 1450)
 	vm1, vm2 := nsName(l.prefix, "vm1"), nsName(l.prefix, "vm2")
 
 	t.Run("ping both ways", func(t *testing.T) {
@@ -473,4 +473,23 @@ func TestPrivilegedHitPathAllocs(t *testing.T) {
 	if after.Hits-before.Hits < 500 || after.TunnelTx-before.TunnelTx < 500 || after.Drops != before.Drops {
 		t.Errorf("Stats went from %+v to %+v; want every packet hit, tunnelled and output", before, after)
 	}
+}
+
+// TestPrivilegedGuestMTUTooLarge gives the VMs the underlay's MTU (1500)
+// instead of 1450, so TSO segments plus VXLAN headers exceed the underlay
+// MTU and UDP GSO refuses them: the datapath must fall back to single
+// datagrams that the kernel fragments, and TCP must still flow.
+func TestPrivilegedGuestMTUTooLarge(t *testing.T) {
+	requireRoot(t)
+	l := buildLab(t, "hdp-m-", true, 1500)
+	ping(t, nsName(l.prefix, "vm1"), l.vmIP[2], 2, 2)
+	before := l.dp[1].Stats()
+	if gbps := iperf(t, l.prefix, l.vmIP[2], 2); gbps <= 0 {
+		t.Fatalf("iperf3 rate %.2f", gbps)
+	}
+	after := l.dp[1].Stats()
+	if after.TunnelTx-before.TunnelTx < 1000 {
+		t.Errorf("host1 tunnelled %d datagrams", after.TunnelTx-before.TunnelTx)
+	}
+	t.Logf("host1 Stats() = %+v", after)
 }
