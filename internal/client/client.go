@@ -38,7 +38,10 @@ type Config struct {
 	Token string
 	// Timeout bounds each HTTP exchange; zero means DefaultTimeout.
 	Timeout time.Duration
-	// HTTPClient, when set, is used as is (Timeout is then ignored).
+	// HTTPClient, when set, is used as is: Timeout is then ignored, and
+	// the redirect policy is the caller's (the default client follows
+	// redirects only on the same scheme and host, since X-Auth-Token would
+	// go along).
 	HTTPClient *http.Client
 	// UserAgent is sent as User-Agent; empty means "hivenet-client".
 	UserAgent string
@@ -126,13 +129,29 @@ func New(cfg Config) (*Client, error) {
 		if t == 0 {
 			t = DefaultTimeout
 		}
-		hc = &http.Client{Timeout: t}
+		hc = &http.Client{Timeout: t, CheckRedirect: sameHostRedirects}
 	}
 	ua := cfg.UserAgent
 	if ua == "" {
 		ua = "hivenet-client"
 	}
 	return &Client{base: base, token: cfg.Token, ua: ua, hc: hc}, nil
+}
+
+// maxRedirects bounds the redirects the default HTTP client follows.
+const maxRedirects = 5
+
+// sameHostRedirects refuses redirects to another scheme or host: the
+// request carries X-Auth-Token, which net/http would send on to it.
+func sameHostRedirects(req *http.Request, via []*http.Request) error {
+	if len(via) >= maxRedirects {
+		return fmt.Errorf("client: stopped after %d redirects", maxRedirects)
+	}
+	first := via[0].URL
+	if req.URL.Scheme != first.Scheme || req.URL.Host != first.Host {
+		return fmt.Errorf("client: refusing redirect from %s to %s://%s (the token would go along)", first.Host, req.URL.Scheme, req.URL.Host)
+	}
+	return nil
 }
 
 // Endpoint returns the normalized base URL the client sends requests to.

@@ -458,3 +458,72 @@ func TestListStopsOnALinkLoop(t *testing.T) {
 		t.Errorf("List = %v, %v after %d requests; want 1 port after 1 request", got, err, n)
 	}
 }
+
+// The token must never be sent to another host, by a redirect or by a
+// pagination link.
+func TestTokenStaysOnTheEndpoint(t *testing.T) {
+	var leaked []string
+	other := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		leaked = append(leaked, r.Header.Get("X-Auth-Token"))
+		io.WriteString(w, `{"networks": [{"id": "evil"}]}`)
+	}))
+	defer other.Close()
+	tests := []struct {
+		name    string
+		handler http.HandlerFunc
+		wantErr string
+	}{
+		{
+			name: "redirect to another host",
+			handler: func(w http.ResponseWriter, r *http.Request) {
+				http.Redirect(w, r, other.URL+"/v2.0/networks", http.StatusFound)
+			},
+			wantErr: "refusing redirect",
+		},
+		{
+			name: "next link to another host",
+			handler: func(w http.ResponseWriter, r *http.Request) {
+				io.WriteString(w, `{"networks": [{"id": "n1"}], "networks_links": [{"rel": "next", "href": "`+other.URL+`/v2.0/networks?marker=n1"}]}`)
+			},
+			wantErr: "leaves",
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			srv := httptest.NewServer(tt.handler)
+			defer srv.Close()
+			c, err := New(Config{Endpoint: srv.URL, Token: testToken})
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, err = c.List(context.Background(), Networks, nil)
+			if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+				t.Errorf("List = %v, want an error containing %q", err, tt.wantErr)
+			}
+			if len(leaked) != 0 {
+				t.Errorf("the other host received tokens %q", leaked)
+			}
+		})
+	}
+}
+
+func TestSameHostRedirectIsFollowed(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/v2.0/networks" {
+			http.Redirect(w, r, "/v2.0/networks/", http.StatusMovedPermanently)
+			return
+		}
+		if r.Header.Get("X-Auth-Token") != testToken {
+			t.Errorf("redirected request lost the token")
+		}
+		io.WriteString(w, `{"networks": [{"id": "n1"}]}`)
+	}))
+	defer srv.Close()
+	c, err := New(Config{Endpoint: srv.URL, Token: testToken})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, err := c.List(context.Background(), Networks, nil); err != nil || len(got) != 1 {
+		t.Errorf("List through a same-host redirect = %v, %v", got, err)
+	}
+}

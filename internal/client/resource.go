@@ -160,7 +160,11 @@ func nextLink(current string, raw json.RawMessage) (string, error) {
 		if err != nil {
 			return "", fmt.Errorf("next link %q: %w", l.Href, err)
 		}
-		return base.ResolveReference(ref).String(), nil
+		next := base.ResolveReference(ref)
+		if next.Scheme != base.Scheme || next.Host != base.Host {
+			return "", fmt.Errorf("next link %q leaves %s://%s", l.Href, base.Scheme, base.Host)
+		}
+		return next.String(), nil
 	}
 	return "", nil
 }
