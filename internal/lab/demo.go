@@ -113,6 +113,11 @@ func RunDemo(ctx context.Context, cfg DemoConfig) (res DemoResult, err error) {
 
 	fmt.Fprintf(out, "hivenet demo: %d hosts (prefix %s), networks red and blue, both 10.10.0.0/24\n", cfg.Lab.Hosts, l.cfg.Prefix)
 	start := time.Now()
+	// A crashed demo leaves its server and agents running (they live in
+	// their own sessions): clear them, unlike `lab up`, which refuses.
+	if err := l.Cleanup(ctx); err != nil {
+		return res, fmt.Errorf("clearing an earlier run: %w", err)
+	}
 	if err := l.Up(ctx); err != nil {
 		return res, err
 	}

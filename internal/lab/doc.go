@@ -39,7 +39,8 @@
 // /30 taken from 10.251.0.0/16 (the first one no root address overlaps, picked
 // under a lock so parallel labs differ). Every lab with a distinct prefix is
 // independent of the others: its etcd, API and underlay live in its own
-// namespaces.
+// namespaces. Cleanup matches names by string prefix, so no running lab's
+// prefix may start with another's ("hn-" and "hn-x-" clash).
 //
 // # Lifecycle and leftovers
 //

@@ -508,7 +508,8 @@ func (l *Lab) Cleanup(ctx context.Context) error {
 	// 3. Namespaces (their links go with them), VMs and hosts first.
 	slices.SortFunc(ours, func(a, b string) int { return nsOrder(l.cfg.Prefix, a) - nsOrder(l.cfg.Prefix, b) })
 	for _, ns := range ours {
-		if err := ip(ctx, "netns", "del", ns); err != nil {
+		// Already gone (a concurrent cleanup) is fine.
+		if err := ip(ctx, "netns", "del", ns); err != nil && !strings.Contains(err.Error(), "No such file") {
 			errs = append(errs, err)
 		}
 	}
