@@ -1,6 +1,7 @@
 package userspace
 
-// Namespace tests. Topology (all names start with hdp-):
+// Namespace tests. Topology (all names start with hdp-; each test has its
+// own prefix, hdp-t-, hdp-m-, ...):
 //
 //	 hdp-vm1                                                 hdp-vm2
 //	 eth0 10.252.0.1/24 mtu 1450                             eth0 10.252.0.2/24 mtu 1450
@@ -274,7 +275,7 @@ func iperf(t *testing.T, prefix, dst string, secs int) float64 {
 
 func TestPrivilegedTwoHosts(t *testing.T) {
 	requireRoot(t)
-	l := buildLab(t, "hdp-", true, 1450)
+	l := buildLab(t, "hdp-t-", true, 1450)
 	vm1, vm2 := nsName(l.prefix, "vm1"), nsName(l.prefix, "vm2")
 
 	t.Run("ping both ways", func(t *testing.T) {
