@@ -92,6 +92,8 @@ var (
 	ErrNoPort = errors.New("userspace: no such port")
 	// ErrClosed: the datapath was closed.
 	ErrClosed = errors.New("userspace: datapath closed")
+
+	errBadAction = errors.New("userspace: unknown action kind")
 )
 
 // Tuning constants.

@@ -196,7 +196,7 @@ func (d *Datapath) execute(c *txCtx, in datapath.PortNo, frame []byte, g datapat
 			}
 		default:
 			d.st.drops.Add(1)
-			note(fmt.Errorf("userspace: unknown action kind %d", a.Kind))
+			note(errBadAction)
 		}
 	}
 	return first
@@ -207,7 +207,7 @@ func (d *Datapath) output(c *txCtx, s *state, p datapath.PortNo, frame []byte, g
 	pt := s.ports[p]
 	if pt == nil {
 		d.st.drops.Add(1)
-		return fmt.Errorf("%w: %d", ErrNoPort, p)
+		return ErrNoPort // not wrapped: this path must not allocate
 	}
 	b := c.buf[headroom-vnetHdrLen : headroom+len(frame)]
 	encodeVnet(b, g)
@@ -307,7 +307,7 @@ func (c *txCtx) send(b []byte, segLen int) error {
 	}
 	if err != nil {
 		d.st.drops.Add(uint64(segs))
-		return fmt.Errorf("userspace: tunnel send: %w", err)
+		return err // an Errno, not wrapped: a failing underlay must not cost an allocation per packet
 	}
 	d.st.tunnelTx.Add(uint64(segs))
 	return nil
