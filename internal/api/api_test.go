@@ -362,6 +362,9 @@ func TestPortFiltersAndSharedNetwork(t *testing.T) {
 	if code, _ := e.do("DELETE", "/v2.0/subnets/"+sub, tokA, ""); code != 403 {
 		t.Errorf("member deletes subnet of shared network: %d, want 403", code)
 	}
+	if code, m := e.do("PUT", "/v2.0/networks/"+shared, adminTok, `{"network": {"shared": false}}`); code != 409 {
+		t.Errorf("unshare a network with other projects' ports: %d %v, want 409", code, m)
+	}
 	// Members see only their own ports.
 	if l := e.list("ports", tokA, ""); len(l) != 1 || l[0]["id"] != pa["id"] {
 		t.Errorf("member A ports = %v", l)

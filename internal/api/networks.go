@@ -35,7 +35,7 @@ func (s *Server) networksResource() *resource {
 		},
 		show: func(ctx context.Context, c *caller, id string) (any, error) {
 			var n *translate.Network
-			_, err := s.st.Update(ctx, func(tx *store.Tx) (err error) {
+			_, err := s.st.View(ctx, func(tx *store.Tx) (err error) {
 				n, err = visibleNetwork(tx, c, id)
 				return err
 			})
@@ -161,8 +161,14 @@ func (s *Server) updateNetwork(ctx context.Context, c *caller, id string, a attr
 		if n, err = changeableNetwork(tx, c, id); err != nil {
 			return err
 		}
+		wasShared := n.Shared
 		if err := s.networkAttrs(c, a, n); err != nil {
 			return err
+		}
+		if wasShared && !n.Shared {
+			if err := checkNoForeignPorts(tx, n); err != nil {
+				return err
+			}
 		}
 		n.UpdatedAt = s.now()
 		n.RevisionNumber++
@@ -217,4 +223,23 @@ func (s *Server) deleteNetwork(ctx context.Context, c *caller, id string) error 
 		return nil
 	})
 	return err
+}
+
+// checkNoForeignPorts refuses to unshare a network other projects have
+// ports on, as Neutron does.
+func checkNoForeignPorts(tx *store.Tx, n *translate.Network) error {
+	kvs, err := tx.List(store.PrefixIndex + translate.NetworkPortPrefix(n.ID))
+	if err != nil {
+		return err
+	}
+	for _, kv := range kvs {
+		p, err := getObj[translate.Port](tx, "ports", string(kv.Value))
+		if err != nil {
+			return err
+		}
+		if p != nil && p.ProjectID != n.ProjectID {
+			return conflict("InvalidSharedSetting", "Unable to reconfigure sharing settings for network %s. Multiple tenants are using it (shared).", n.ID)
+		}
+	}
+	return nil
 }

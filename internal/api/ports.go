@@ -87,7 +87,7 @@ func (s *Server) boundPorts(ctx context.Context) (map[string]bool, error) {
 // readPort returns a port the caller can see, with its status.
 func (s *Server) readPort(ctx context.Context, c *caller, id string) (*translate.Port, error) {
 	var p *translate.Port
-	_, err := s.st.Update(ctx, func(tx *store.Tx) (err error) {
+	_, err := s.st.View(ctx, func(tx *store.Tx) (err error) {
 		if p, err = visiblePort(tx, c, id); err != nil {
 			return err
 		}

@@ -48,7 +48,7 @@ func (s *Server) subnetsResource() *resource {
 		},
 		show: func(ctx context.Context, c *caller, id string) (any, error) {
 			var sn *translate.Subnet
-			_, err := s.st.Update(ctx, func(tx *store.Tx) (err error) {
+			_, err := s.st.View(ctx, func(tx *store.Tx) (err error) {
 				sn, err = visibleSubnet(tx, c, id)
 				return err
 			})

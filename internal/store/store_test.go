@@ -397,3 +397,29 @@ func TestUpdateAbortWritesNothing(t *testing.T) {
 		t.Errorf("%d keys stored after an aborted update", resp.Count)
 	}
 }
+
+func TestView(t *testing.T) {
+	st := storetest.New(t)
+	ctx := context.Background()
+	if _, err := st.Client().Put(ctx, store.PrefixAPI+"a", "1"); err != nil {
+		t.Fatal(err)
+	}
+	var got []byte
+	rev, err := st.View(ctx, func(tx *store.Tx) (err error) {
+		got, err = tx.Get(store.PrefixAPI + "a")
+		return err
+	})
+	if err != nil || string(got) != "1" || rev == 0 {
+		t.Errorf("View = %q, rev %d, %v", got, rev, err)
+	}
+	_, err = st.View(ctx, func(tx *store.Tx) error {
+		tx.Put(store.PrefixAPI+"b", []byte("2"))
+		return nil
+	})
+	if !errors.Is(err, store.ErrReadOnly) {
+		t.Errorf("View with a write = %v, want ErrReadOnly", err)
+	}
+	if resp, _ := st.Client().Get(ctx, store.PrefixAPI+"b"); len(resp.Kvs) != 0 {
+		t.Error("View wrote")
+	}
+}

@@ -165,6 +165,30 @@ func (tx *Tx) cmps() []clientv3.Cmp {
 	return c
 }
 
+// ErrReadOnly is returned by View when its callback buffered a write.
+var ErrReadOnly = errors.New("store: write in a read-only transaction")
+
+// View runs fn once on a consistent snapshot (every read at one revision)
+// and returns that revision. fn must not write.
+func (s *Store) View(ctx context.Context, fn func(tx *Tx) error) (int64, error) {
+	tx := newTx(ctx, s)
+	if err := fn(tx); err != nil {
+		return 0, err
+	}
+	if len(tx.order) > 0 {
+		return 0, ErrReadOnly
+	}
+	return tx.rev, nil
+}
+
+func newTx(ctx context.Context, s *Store) *Tx {
+	return &Tx{
+		ctx: ctx, kv: s.c.KV,
+		keys: map[string]int64{}, prefix: map[string]bool{}, create: map[string]bool{},
+		ops: map[string]clientv3.Op{},
+	}
+}
+
 // Update runs fn in a read-modify-write loop: fn reads through tx and
 // buffers writes; Update commits them in one etcd transaction guarded by
 // everything fn read. On a conflict the attempt is discarded and fn runs
@@ -174,11 +198,7 @@ func (tx *Tx) cmps() []clientv3.Cmp {
 func (s *Store) Update(ctx context.Context, fn func(tx *Tx) error) (int64, error) {
 	backoff := time.Millisecond
 	for attempt := 0; attempt < MaxAttempts; attempt++ {
-		tx := &Tx{
-			ctx: ctx, kv: s.c.KV,
-			keys: map[string]int64{}, prefix: map[string]bool{}, create: map[string]bool{},
-			ops: map[string]clientv3.Op{},
-		}
+		tx := newTx(ctx, s)
 		if err := fn(tx); err != nil {
 			return 0, err
 		}
