@@ -27,13 +27,13 @@ const (
 )
 
 type testEnv struct {
-	t   *testing.T
+	t   testing.TB
 	srv *httptest.Server
 	api *Server
 	st  *store.Store
 }
 
-func newEnv(t *testing.T, mod ...func(*Config)) *testEnv {
+func newEnv(t testing.TB, mod ...func(*Config)) *testEnv {
 	t.Helper()
 	st := storetest.New(t)
 	cfg := Config{

@@ -53,6 +53,19 @@ func (c Config) Validate() error {
 type Store struct {
 	c   *clientv3.Client
 	log *slog.Logger
+
+	commits, conflicts atomic.Uint64
+}
+
+// TxStats counts Update outcomes since Open.
+type TxStats struct {
+	Commits   uint64 // transactions committed
+	Conflicts uint64 // attempts rolled back by a concurrent writer and retried
+}
+
+// Stats returns the transaction counters.
+func (s *Store) Stats() TxStats {
+	return TxStats{Commits: s.commits.Load(), Conflicts: s.conflicts.Load()}
 }
 
 // Open connects to etcd and checks that it answers within DialTimeout.

@@ -299,6 +299,9 @@ func TestUpdateCounterNoLostUpdate(t *testing.T) {
 	if got := string(resp.Kvs[0].Value); got != strconv.Itoa(n) {
 		t.Errorf("counter = %s after %d concurrent increments", got, n)
 	}
+	if s := st.Stats(); s.Commits != n {
+		t.Errorf("Stats() = %+v, want %d commits", s, n)
+	}
 }
 
 var errTaken = errors.New("taken")

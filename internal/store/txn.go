@@ -214,8 +214,10 @@ func (s *Store) Update(ctx context.Context, fn func(tx *Tx) error) (int64, error
 			return 0, fmt.Errorf("store: committing: %w", err)
 		}
 		if resp.Succeeded {
+			s.commits.Add(1)
 			return resp.Header.Revision, nil
 		}
+		s.conflicts.Add(1)
 		// Lost to a concurrent writer: back off with jitter and redo.
 		d := backoff/2 + rand.N(backoff)
 		select {
