@@ -45,6 +45,24 @@ func (l *Lab) api() *API {
 	return &API{URL: l.APIURL(), Token: l.cfg.AdminToken, HTTP: &http.Client{Timeout: 10 * time.Second}}
 }
 
+// ProjectAPI returns a client of the lab's API with the first of
+// Config.Tokens that belongs to project.
+func (l *Lab) ProjectAPI(project string) (*API, error) {
+	for _, t := range l.cfg.Tokens {
+		if t.ProjectID == project {
+			return l.api().WithToken(t.Token), nil
+		}
+	}
+	return nil, fmt.Errorf("%w: no token for project %q", ErrNotFound, project)
+}
+
+// Networks lists the networks the token sees.
+func (a *API) Networks(ctx context.Context) ([]Network, error) {
+	var out struct{ Networks []Network }
+	err := a.Do(ctx, http.MethodGet, "/v2.0/networks", nil, &out)
+	return out.Networks, err
+}
+
 // WithToken returns a copy of a that sends token.
 func (a *API) WithToken(token string) *API { c := *a; c.Token = token; return &c }
 

@@ -93,6 +93,9 @@ func (l *Lab) procState(name string) string {
 func (l *Lab) HowTo() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "  export HIVENET_URL=%s HIVENET_TOKEN=%s\n", l.APIURL(), l.cfg.AdminToken)
+	for _, t := range l.cfg.Tokens {
+		fmt.Fprintf(&b, "  # as project %s: HIVENET_TOKEN=%s\n", t.ProjectID, t.Token)
+	}
 	fmt.Fprintf(&b, "  hivenet network list; hivenet port list; hivenet agent list\n")
 	fmt.Fprintf(&b, "  curl -s -H \"X-Auth-Token: $HIVENET_TOKEN\" $HIVENET_URL/v2.0/ports | jq .\n")
 	hosts := l.Hosts()

@@ -66,6 +66,9 @@ type Config struct {
 	Datapath string
 	// AdminToken is the server's admin token (default: random).
 	AdminToken string
+	// Tokens are project tokens the server accepts besides the admin's
+	// (written to RunDir/tokens.json and passed as --token-file).
+	Tokens []Token
 	// ServerArgs and AgentArgs are appended to the server's and agents'
 	// command lines.
 	ServerArgs []string
@@ -75,6 +78,14 @@ type Config struct {
 	StartTimeout time.Duration
 	// Logger receives the lab's state changes (default: discard).
 	Logger *slog.Logger
+}
+
+// Token is one X-Auth-Token the lab's server accepts, in the server's
+// --token-file format.
+type Token struct {
+	Token     string `json:"token"`
+	ProjectID string `json:"project_id"`
+	Role      string `json:"role,omitempty"` // "member" when empty
 }
 
 // withDefaults returns c with every zero field set to its default.
@@ -146,6 +157,11 @@ func (c Config) Validate() error {
 	}
 	if c.Binary == "" {
 		return fmt.Errorf("%w: no hivenet binary", ErrConfig)
+	}
+	for _, t := range c.Tokens {
+		if t.Token == "" || t.ProjectID == "" || strings.ContainsAny(t.Token+t.ProjectID, " \t\r\n") {
+			return fmt.Errorf("%w: token %+v: need a token and a project id without spaces", ErrConfig, t)
+		}
 	}
 	if c.StartTimeout < 0 {
 		return fmt.Errorf("%w: start timeout %v is negative", ErrConfig, c.StartTimeout)

@@ -2,6 +2,8 @@ package lab
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -92,6 +94,13 @@ func RunDemo(ctx context.Context, cfg DemoConfig) (res DemoResult, err error) {
 	if out == nil {
 		out = io.Discard
 	}
+	for _, n := range demoNetworks {
+		tok, err := randomToken(n.project)
+		if err != nil {
+			return res, err
+		}
+		cfg.Lab.Tokens = append(cfg.Lab.Tokens, Token{Token: tok, ProjectID: n.project, Role: "member"})
+	}
 	l, err := New(cfg.Lab)
 	if err != nil {
 		return res, err
@@ -125,11 +134,27 @@ func RunDemo(ctx context.Context, cfg DemoConfig) (res DemoResult, err error) {
 	fmt.Fprintf(out, "lab up: API %s, %d agents alive (%v)\n", l.APIURL(), len(l.Hosts()), time.Since(start).Round(time.Millisecond))
 
 	start = time.Now()
-	ports, err := demoTopology(ctx, l.api())
+	ports, err := demoTopology(ctx, l)
 	if err != nil {
 		return res, err
 	}
-	phase("API: 2 networks, 2 subnets, 4 ports", start)
+	phase("API: 2 networks, 2 subnets, 4 ports (tenants), 4 bindings (admin)", start)
+	// Each project sees its own network only.
+	for _, n := range demoNetworks {
+		api, _ := l.ProjectAPI(n.project)
+		nets, err := api.Networks(ctx)
+		if err != nil {
+			return res, fmt.Errorf("listing networks as %s: %w", n.project, err)
+		}
+		var names []string
+		for _, x := range nets {
+			names = append(names, x.Name)
+		}
+		fmt.Fprintf(out, "project %s sees networks %v\n", n.project, names)
+		if len(names) != 1 || names[0] != n.name {
+			res.Errors = append(res.Errors, fmt.Sprintf("project %s sees networks %v, want [%s]", n.project, names, n.name))
+		}
+	}
 
 	start = time.Now()
 	var mtus = map[string]int{}
@@ -208,36 +233,63 @@ type demoPort struct {
 	mtu  int
 }
 
-// demoTopology creates the networks, subnets and bound ports as admin, on
-// behalf of the two projects.
-func demoTopology(ctx context.Context, api *API) (map[string]demoPort, error) {
+// demoTopology creates the networks, subnets and ports as the two tenants
+// (with their project tokens), then binds each port to its host as the
+// admin, the way Nova does.
+func demoTopology(ctx context.Context, l *Lab) (map[string]demoPort, error) {
+	admin := l.api()
 	nets := map[string]Network{}
 	subnets := map[string]Subnet{}
 	for _, n := range demoNetworks {
-		net, err := api.CreateNetwork(ctx, Network{Name: n.name, ProjectID: n.project})
+		api, err := l.ProjectAPI(n.project)
 		if err != nil {
-			return nil, fmt.Errorf("creating network %s: %w", n.name, err)
+			return nil, err
 		}
-		sub, err := api.CreateSubnet(ctx, Subnet{Name: n.name + "-subnet", NetworkID: net.ID, ProjectID: n.project, CIDR: n.cidr, GatewayIP: n.gateway})
+		net, err := api.CreateNetwork(ctx, Network{Name: n.name})
 		if err != nil {
-			return nil, fmt.Errorf("creating subnet of %s: %w", n.name, err)
+			return nil, fmt.Errorf("creating network %s as %s: %w", n.name, n.project, err)
+		}
+		sub, err := api.CreateSubnet(ctx, Subnet{Name: n.name + "-subnet", NetworkID: net.ID, CIDR: n.cidr, GatewayIP: n.gateway})
+		if err != nil {
+			return nil, fmt.Errorf("creating subnet of %s as %s: %w", n.name, n.project, err)
 		}
 		nets[n.name], subnets[n.name] = net, sub
 	}
 	ports := map[string]demoPort{}
 	for _, v := range demoVMs {
+		var project string
+		for _, n := range demoNetworks {
+			if n.name == v.network {
+				project = n.project
+			}
+		}
+		api, err := l.ProjectAPI(project)
+		if err != nil {
+			return nil, err
+		}
 		p, err := api.CreatePort(ctx, Port{
-			Name: v.name, NetworkID: nets[v.network].ID, ProjectID: nets[v.network].ProjectID,
+			Name: v.name, NetworkID: nets[v.network].ID,
 			FixedIPs:    []FixedIP{{SubnetID: subnets[v.network].ID, IPAddress: v.ip.String()}},
-			HostID:      v.host,
 			DeviceOwner: "compute:lab", DeviceID: "lab-" + v.name,
 		})
 		if err != nil {
-			return nil, fmt.Errorf("creating port %s: %w", v.name, err)
+			return nil, fmt.Errorf("creating port %s as %s: %w", v.name, project, err)
+		}
+		if p, err = admin.UpdatePort(ctx, p.ID, map[string]any{"binding:host_id": v.host}); err != nil {
+			return nil, fmt.Errorf("binding port %s to %s: %w", v.name, v.host, err)
 		}
 		ports[v.name] = demoPort{port: p, mtu: nets[v.network].MTU}
 	}
 	return ports, nil
+}
+
+// randomToken returns name + "-" + 32 hex digits.
+func randomToken(name string) (string, error) {
+	var b [16]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		return "", err
+	}
+	return name + "-" + hex.EncodeToString(b[:]), nil
 }
 
 func vmByName(n string) demoVM {

@@ -51,6 +51,7 @@ type state struct {
 	AdminToken   string       `json:"admin_token"`
 	Binary       string       `json:"binary"`
 	Datapath     string       `json:"datapath,omitempty"`
+	Tokens       []Token      `json:"tokens,omitempty"`
 	Hosts        []Host       `json:"hosts"`
 	VMs          []VM         `json:"vms"`
 	Started      time.Time    `json:"started"`
@@ -85,6 +86,7 @@ func New(cfg Config) (*Lab, error) {
 		AdminToken:   cfg.AdminToken,
 		Binary:       cfg.Binary,
 		Datapath:     cfg.Datapath,
+		Tokens:       cfg.Tokens,
 		EtcdURL:      fmt.Sprintf("http://%s:%d", ctlAddr(cfg.UnderlayCIDR), EtcdPort),
 	}
 	for i := 1; i <= cfg.Hosts; i++ {
@@ -112,7 +114,7 @@ func Load(runDir string, logger *slog.Logger) (*Lab, error) {
 	}
 	l, err := New(Config{
 		Prefix: st.Prefix, Hosts: len(st.Hosts), UnderlayCIDR: st.UnderlayCIDR, APILink: st.APILink,
-		RunDir: runDir, Binary: st.Binary, Datapath: st.Datapath, AdminToken: st.AdminToken, Logger: logger,
+		RunDir: runDir, Binary: st.Binary, Datapath: st.Datapath, AdminToken: st.AdminToken, Tokens: st.Tokens, Logger: logger,
 	})
 	if err != nil {
 		return nil, err
@@ -351,12 +353,24 @@ func lockFile(path string) (func(), error) {
 // StartServer starts `hivenet server` in the control namespace, with its
 // embedded etcd in RunDir/server, and waits until the API answers.
 func (l *Lab) StartServer(ctx context.Context) error {
-	argv := append([]string{l.cfg.Binary, "server",
+	argv := []string{l.cfg.Binary, "server",
 		"--listen", fmt.Sprintf("0.0.0.0:%d", APIPort),
 		"--data-dir", filepath.Join(l.cfg.RunDir, "server"),
 		"--etcd-listen", l.st.EtcdURL,
 		"--admin-token", l.cfg.AdminToken,
-	}, l.cfg.ServerArgs...)
+	}
+	if len(l.cfg.Tokens) > 0 {
+		b, err := json.Marshal(l.cfg.Tokens)
+		if err != nil {
+			return err
+		}
+		f := filepath.Join(l.cfg.RunDir, "tokens.json")
+		if err := os.WriteFile(f, b, 0o600); err != nil {
+			return fmt.Errorf("writing tokens file: %w", err)
+		}
+		argv = append(argv, "--token-file", f)
+	}
+	argv = append(argv, l.cfg.ServerArgs...)
 	p, err := l.startProc("server", l.ctlNS(), argv...)
 	if err != nil {
 		return err

@@ -49,6 +49,9 @@ func TestConfigDefaultsAndValidate(t *testing.T) {
 		{name: "IPv6 underlay", cfg: Config{Binary: "x", UnderlayCIDR: netip.MustParsePrefix("fd00::/64")}, wantErr: true},
 		{name: "API link not a /30", cfg: Config{Binary: "x", APILink: netip.MustParsePrefix("10.251.0.0/29")}, wantErr: true},
 		{name: "API link inside underlay", cfg: Config{Binary: "x", APILink: netip.MustParsePrefix("10.250.0.0/30")}, wantErr: true},
+		{name: "project token", cfg: Config{Binary: "x", Tokens: []Token{{Token: "t1", ProjectID: "alpha"}}}},
+		{name: "token without project", cfg: Config{Binary: "x", Tokens: []Token{{Token: "t1"}}}, wantErr: true},
+		{name: "token with a space", cfg: Config{Binary: "x", Tokens: []Token{{Token: "t 1", ProjectID: "alpha"}}}, wantErr: true},
 		{name: "relative run dir", cfg: Config{Binary: "x", RunDir: "run"}, wantErr: true},
 		{name: "root run dir", cfg: Config{Binary: "x", RunDir: "/"}, wantErr: true},
 	}

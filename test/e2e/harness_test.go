@@ -90,14 +90,19 @@ type env struct {
 	api *lab.API
 }
 
-// newEnv builds and starts a lab of n hosts; it is torn down at cleanup,
-// after its logs are dumped if the test failed.
-func newEnv(t *testing.T, hosts int) *env {
+// newEnv builds and starts a lab of n hosts whose server also accepts a
+// member token "<project>-token" for each of projects; the lab is torn down
+// at cleanup, after its logs are dumped if the test failed.
+func newEnv(t *testing.T, hosts int, projects ...string) *env {
 	t.Helper()
 	requireLab(t)
+	var tokens []lab.Token
+	for _, p := range projects {
+		tokens = append(tokens, lab.Token{Token: p + "-token", ProjectID: p, Role: "member"})
+	}
 	l, err := lab.New(lab.Config{
 		Prefix: prefix, Hosts: hosts, RunDir: filepath.Join(t.TempDir(), "lab"),
-		Binary: binary, Datapath: *datapath,
+		Binary: binary, Datapath: *datapath, Tokens: tokens,
 		Logger: slog.New(slog.NewTextHandler(t.Output(), nil)),
 	})
 	if err != nil {
@@ -126,32 +131,54 @@ func dumpLogs(t *testing.T, l *lab.Lab) {
 	}
 }
 
-// network creates a network with one IPv4 subnet in project.
+// as returns the API client of project's member token when the lab has
+// one, else the admin's.
+func (e *env) as(project string) *lab.API {
+	if api, err := e.lab.ProjectAPI(project); err == nil {
+		return api
+	}
+	return e.api
+}
+
+// network creates a network with one IPv4 subnet in project: as the
+// project's member when the lab has its token, else as admin on its behalf.
 func (e *env) network(t *testing.T, name, project, cidr string) (lab.Network, lab.Subnet) {
 	t.Helper()
-	n, err := e.api.CreateNetwork(e.ctx, lab.Network{Name: name, ProjectID: project})
+	api := e.as(project)
+	req := lab.Network{Name: name}
+	if api == e.api {
+		req.ProjectID = project
+	}
+	n, err := api.CreateNetwork(e.ctx, req)
 	if err != nil {
 		t.Fatalf("create network %s: %v", name, err)
 	}
-	s, err := e.api.CreateSubnet(e.ctx, lab.Subnet{Name: name + "-v4", NetworkID: n.ID, ProjectID: project, CIDR: cidr})
+	if n.ProjectID != project {
+		t.Fatalf("network %s belongs to project %q, want %q", name, n.ProjectID, project)
+	}
+	s, err := api.CreateSubnet(e.ctx, lab.Subnet{Name: name + "-v4", NetworkID: n.ID, CIDR: cidr})
 	if err != nil {
 		t.Fatalf("create subnet %s: %v", cidr, err)
 	}
 	return n, s
 }
 
-// vm creates a port on (n, s) bound to host (with fixed address ip when
-// valid), attaches VM name to it and runs dhclient; it returns the port and
+// vm creates a port on (n, s) (as n's project when the lab has its token)
+// with fixed address ip when valid, binds it to host as admin (as Nova
+// does), attaches VM name to it and runs dhclient; it returns the port and
 // the lease, checking the lease is the port's address.
 func (e *env) vm(t *testing.T, name, host string, n lab.Network, s lab.Subnet, ip netip.Addr) (lab.Port, lab.Lease) {
 	t.Helper()
-	p := lab.Port{Name: name, NetworkID: n.ID, ProjectID: n.ProjectID, HostID: host, DeviceOwner: "compute:e2e", DeviceID: name}
+	p := lab.Port{Name: name, NetworkID: n.ID, DeviceOwner: "compute:e2e", DeviceID: name}
 	if ip.IsValid() {
 		p.FixedIPs = []lab.FixedIP{{SubnetID: s.ID, IPAddress: ip.String()}}
 	}
-	p, err := e.api.CreatePort(e.ctx, p)
+	p, err := e.as(n.ProjectID).CreatePort(e.ctx, p)
 	if err != nil {
 		t.Fatalf("create port %s: %v", name, err)
+	}
+	if p, err = e.api.UpdatePort(e.ctx, p.ID, map[string]any{"binding:host_id": host}); err != nil {
+		t.Fatalf("bind port %s to %s: %v", name, host, err)
 	}
 	if err := e.lab.AddVM(e.ctx, name, host, p.InterfaceName(), p.MACAddress); err != nil {
 		t.Fatal(err)

@@ -2,12 +2,15 @@ package e2e
 
 import (
 	"bufio"
+	"errors"
 	"net/netip"
 	"os/exec"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
+
+	"hivenet/internal/lab"
 )
 
 // TestPrivilegedDHCPAddresses: every VM gets its port's address, prefix,
@@ -85,13 +88,15 @@ func TestPrivilegedReachability(t *testing.T) {
 }
 
 // TestPrivilegedIsolationOverlappingCIDRs: two projects' networks use the
-// same CIDR, even the same address, on the same hosts, and stay apart.
+// same CIDR, even the same address, on the same hosts, and stay apart. Each
+// tenant creates its network, subnet and ports with its own member token
+// and sees only its own; the admin binds the ports.
 //
 //	project alpha, net "red"  10.30.0.0/24: r1 .11 @host1   r2 .12 @host2
 //	project beta,  net "blue" 10.30.0.0/24: b1 .11 @host1   b2 .13 @host3
 //	host1 carries both networks, r1 and b1 share the address 10.30.0.11.
 func TestPrivilegedIsolationOverlappingCIDRs(t *testing.T) {
-	e := newEnv(t, 3)
+	e := newEnv(t, 3, "alpha", "beta")
 	red, redSub := e.network(t, "red", "alpha", "10.30.0.0/24")
 	blue, blueSub := e.network(t, "blue", "beta", "10.30.0.0/24")
 	r1, _ := e.vm(t, "r1", "host1", red, redSub, netip.MustParseAddr("10.30.0.11"))
@@ -99,6 +104,24 @@ func TestPrivilegedIsolationOverlappingCIDRs(t *testing.T) {
 	b1, _ := e.vm(t, "b1", "host1", blue, blueSub, netip.MustParseAddr("10.30.0.11"))
 	e.vm(t, "b2", "host3", blue, blueSub, netip.MustParseAddr("10.30.0.13"))
 	_ = r2
+	t.Run("each project sees only its own network", func(t *testing.T) {
+		for _, c := range []struct {
+			project, want, other string
+		}{{"alpha", red.ID, blue.ID}, {"beta", blue.ID, red.ID}} {
+			nets, err := e.as(c.project).Networks(e.ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(nets) != 1 || nets[0].ID != c.want {
+				t.Errorf("project %s lists %+v, want only its network %s", c.project, nets, c.want)
+			}
+			var ae *lab.APIError
+			err = e.as(c.project).Do(e.ctx, "GET", "/v2.0/networks/"+c.other, nil, nil)
+			if !errors.As(err, &ae) || ae.Status != 404 {
+				t.Errorf("project %s GET other project's network: %v, want 404", c.project, err)
+			}
+		}
+	})
 
 	e.waitReach(t, "r2", netip.MustParseAddr("10.30.0.11"), 10*time.Second)
 	e.waitReach(t, "b2", netip.MustParseAddr("10.30.0.11"), 10*time.Second)
