@@ -236,6 +236,9 @@ func TestPortStatusAndAgents(t *testing.T) {
 	if err := sess.PutBinding(ctx, topology.PortBinding{PortID: pid, Host: "h1"}); err != nil {
 		t.Fatal(err)
 	}
+	if code, m := e.do("PUT", "/v2.0/ports/"+pid, tokA, `{"port": {"mac_address": "fa:16:3e:aa:bb:cc"}}`); code != 409 {
+		t.Errorf("change the MAC of a bound port = %d %v, want 409", code, m)
+	}
 	_, m := e.do("GET", "/v2.0/ports/"+pid, tokA, "")
 	if st := m["port"].(map[string]any)["status"]; st != "ACTIVE" {
 		t.Errorf("bound port status = %v, want ACTIVE", st)
@@ -533,3 +536,29 @@ func TestConfigValidateAndTokens(t *testing.T) {
 }
 
 var _ = translate.TunnelOverhead
+
+func TestPortMACChange(t *testing.T) {
+	e := newEnv(t)
+	nid := e.network(tokA, "n")
+	p := e.create("port", tokA, `{"port": {"network_id": "`+nid+`", "allowed_address_pairs": [{"ip_address": "10.0.0.0/24"}]}}`)
+	other := e.create("port", tokA, `{"port": {"network_id": "`+nid+`"}}`)
+	pid := p["id"].(string)
+	if code, _ := e.do("PUT", "/v2.0/ports/"+pid, tokA, `{"port": {"mac_address": "`+other["mac_address"].(string)+`"}}`); code != 409 {
+		t.Errorf("take another port's MAC = %d, want 409", code)
+	}
+	code, m := e.do("PUT", "/v2.0/ports/"+pid, tokA, `{"port": {"mac_address": "fa:16:3e:aa:bb:cc"}}`)
+	if code != 200 {
+		t.Fatalf("change MAC = %d %v", code, m)
+	}
+	pairs := m["port"].(map[string]any)["allowed_address_pairs"].([]any)
+	if mac := pairs[0].(map[string]any)["mac_address"]; mac != "fa:16:3e:aa:bb:cc" {
+		t.Errorf("defaulted pair MAC = %v, want the new port MAC", mac)
+	}
+	old := p["mac_address"].(string)
+	keys := e.keys(store.PrefixIndex + "mac/")
+	if slices.Contains(keys, store.PrefixIndex+"mac/"+nid+"/"+old) || !slices.Contains(keys, store.PrefixIndex+"mac/"+nid+"/fa:16:3e:aa:bb:cc") {
+		t.Errorf("MAC index after change = %v", keys)
+	}
+	// The old MAC is free again.
+	e.create("port", tokA, `{"port": {"network_id": "`+nid+`", "mac_address": "`+old+`"}}`)
+}

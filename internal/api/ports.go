@@ -493,8 +493,23 @@ func (s *Server) updatePort(ctx context.Context, c *caller, id string, a attrs) 
 			}
 		}
 		if p.MACAddress != old.MACAddress {
+			b, err := tx.Get(store.TopoKey(topology.KindPortBinding, id))
+			if err != nil {
+				return err
+			}
+			if b != nil {
+				return conflict("PortBound", "Unable to complete operation on port %s: it is bound (ACTIVE); the mac_address of a bound port cannot change.", id)
+			}
 			if _, err := s.chooseMAC(tx, n.ID, p.ID, p.MACAddress); err != nil {
 				return err
+			}
+			// Pairs that defaulted to the port's MAC follow it.
+			if !a.has("allowed_address_pairs") {
+				for i := range p.AllowedAddressPairs {
+					if p.AllowedAddressPairs[i].MACAddress == old.MACAddress {
+						p.AllowedAddressPairs[i].MACAddress = p.MACAddress
+					}
+				}
 			}
 		}
 		if err := finishPort(p); err != nil {

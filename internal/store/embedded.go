@@ -160,16 +160,21 @@ func StartEmbedded(ctx context.Context, cfg EmbeddedConfig) (*Embedded, error) {
 		return nil, ctx.Err()
 	}
 	em := &Embedded{e: e, muted: muted}
+	host := cu.Hostname()
+	if ip := net.ParseIP(host); ip != nil && ip.IsUnspecified() {
+		host = "127.0.0.1" // listening on all addresses: reach it locally
+	}
 	for _, l := range e.Clients {
 		u := *cu
 		_, port, _ := net.SplitHostPort(l.Addr().String())
-		u.Host = net.JoinHostPort(cu.Hostname(), port)
+		u.Host = net.JoinHostPort(host, port)
 		em.urls = append(em.urls, u.String())
 	}
 	return em, nil
 }
 
-// Endpoints returns the client URLs, with the real ports.
+// Endpoints returns the client URLs, with the real ports (and 127.0.0.1
+// when the client URL's host is 0.0.0.0).
 func (e *Embedded) Endpoints() []string { return append([]string(nil), e.urls...) }
 
 // Err reports a fatal server error (the channel is closed when it stops).
