@@ -4,7 +4,9 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"log/slog"
 	"net/http"
+	"net/http/httptest"
 	"net/netip"
 	"net/url"
 	"slices"
@@ -14,6 +16,7 @@ import (
 	"time"
 
 	"hivenet/internal/store"
+	"hivenet/internal/store/storetest"
 	"hivenet/internal/topology"
 	"hivenet/internal/translate"
 )
@@ -561,4 +564,33 @@ func TestPortMACChange(t *testing.T) {
 	}
 	// The old MAC is free again.
 	e.create("port", tokA, `{"port": {"network_id": "`+nid+`", "mac_address": "`+old+`"}}`)
+}
+
+// With etcd gone, requests fail with 503 after RequestTimeout instead of
+// hanging.
+func TestStoreDown(t *testing.T) {
+	st, emb := storetest.NewEmbedded(t)
+	a, err := New(Config{Store: st, AdminToken: adminTok, RequestTimeout: time.Second,
+		Logger: slog.New(slog.NewTextHandler(t.Output(), nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(a)
+	defer srv.Close()
+	e := &testEnv{t: t, srv: srv, api: a, st: st}
+	e.network(adminTok, "n")
+	emb.Close()
+	start := time.Now()
+	for _, req := range []struct{ method, path, body string }{
+		{"GET", "/v2.0/networks", ""},
+		{"POST", "/v2.0/networks", `{"network": {"name": "x"}}`},
+	} {
+		code, m := e.do(req.method, req.path, adminTok, req.body)
+		if typ, _ := neutronError(m); code != 503 || typ != "ServiceUnavailable" {
+			t.Errorf("%s %s with etcd down = %d %v, want 503", req.method, req.path, code, m)
+		}
+	}
+	if d := time.Since(start); d > 10*time.Second {
+		t.Errorf("failing took %v", d)
+	}
 }

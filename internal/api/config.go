@@ -59,6 +59,9 @@ type Config struct {
 	InsecureNoAuth bool
 	// Trace implements POST /v2.0/hivenet/trace; nil answers 501.
 	Trace TraceFunc
+	// RequestTimeout bounds each request's store work; a request that
+	// cannot reach etcd in time gets 503. Default 30s.
+	RequestTimeout time.Duration
 	// Logger; default slog.Default().
 	Logger *slog.Logger
 	// Now is the clock for timestamps; default time.Now.
@@ -74,6 +77,9 @@ func (c Config) Validate() error {
 	}
 	if c.UnderlayMTU != 0 && (c.UnderlayMTU < 576+translate.TunnelOverhead || c.UnderlayMTU > 65535) {
 		return fmt.Errorf("api: UnderlayMTU %d out of range [%d, 65535]", c.UnderlayMTU, 576+translate.TunnelOverhead)
+	}
+	if c.RequestTimeout < 0 {
+		return errors.New("api: RequestTimeout is negative")
 	}
 	if c.AdminToken == "" && len(c.Tokens) == 0 && !c.InsecureNoAuth {
 		return errors.New("api: no admin token and no tokens configured (set one, or InsecureNoAuth)")

@@ -1,10 +1,14 @@
 package api
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 
 	"hivenet/internal/store"
 	"hivenet/internal/translate"
@@ -56,6 +60,9 @@ func asError(err error) (*Error, bool) {
 	var fe *translate.FieldError
 	if errors.As(err, &fe) {
 		return &Error{Status: http.StatusBadRequest, Type: "InvalidInput", Message: fe.Error()}, true
+	}
+	if errors.Is(err, context.DeadlineExceeded) || status.Code(err) == codes.Unavailable || status.Code(err) == codes.DeadlineExceeded {
+		return Errorf(http.StatusServiceUnavailable, "ServiceUnavailable", "the store (etcd) is not answering; retry later"), false
 	}
 	if errors.Is(err, store.ErrTooManyConflicts) {
 		return Errorf(http.StatusServiceUnavailable, "ServiceUnavailable", "too many concurrent updates of the same objects; retry"), true

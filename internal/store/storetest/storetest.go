@@ -23,6 +23,14 @@ func New(t testing.TB) *store.Store {
 // that start more clients (agents) against the same etcd.
 func NewWithEndpoints(t testing.TB) (*store.Store, []string) {
 	t.Helper()
+	st, e := NewEmbedded(t)
+	return st, e.Endpoints()
+}
+
+// NewEmbedded is New that also returns the server, for tests that stop
+// etcd under a running client (Close is safe to call again at cleanup).
+func NewEmbedded(t testing.TB) (*store.Store, *store.Embedded) {
+	t.Helper()
 	log := slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelWarn}))
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
@@ -42,5 +50,5 @@ func NewWithEndpoints(t testing.TB) (*store.Store, []string) {
 		t.Fatalf("storetest: %v", err)
 	}
 	t.Cleanup(func() { st.Close() })
-	return st, e.Endpoints()
+	return st, e
 }
