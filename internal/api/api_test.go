@@ -594,3 +594,46 @@ func TestStoreDown(t *testing.T) {
 		t.Errorf("failing took %v", d)
 	}
 }
+
+// zeroRand always draws zeros: every allocated MAC is fa:16:3e:00:00:00.
+type zeroRand struct{}
+
+func (zeroRand) Read(b []byte) (int, error) { clear(b); return len(b), nil }
+
+func TestAllocationEdges(t *testing.T) {
+	e := newEnv(t, func(c *Config) { c.Rand = zeroRand{} })
+	ctx := context.Background()
+	first := e.create("network", tokA, `{"network": {"name": "first"}}`)
+	if k := first["provider:segmentation_id"]; k != float64(1) {
+		t.Fatalf("first tunnel key = %v, want 1", k)
+	}
+	// Near the end of the 24-bit space: FlowStateKey is skipped and the
+	// allocation wraps around past the live key 1.
+	if _, err := e.st.Client().Put(ctx, seqTunnelKey, fmt.Sprint(translate.FlowStateKey-2)); err != nil {
+		t.Fatal(err)
+	}
+	var keys []float64
+	for _, name := range []string{"a", "b", "c"} {
+		keys = append(keys, e.create("network", tokA, `{"network": {"name": "`+name+`"}}`)["provider:segmentation_id"].(float64))
+	}
+	if want := []float64{translate.FlowStateKey - 1, 2, 3}; !slices.Equal(keys, want) {
+		t.Errorf("tunnel keys across the wrap = %v, want %v", keys, want)
+	}
+
+	// With a MAC source that always collides the first port gets the MAC,
+	// the second a clear 409 after bounded retries, and nothing is stored.
+	nid := first["id"].(string)
+	if p := e.create("port", tokA, `{"port": {"network_id": "`+nid+`"}}`); p["mac_address"] != "fa:16:3e:00:00:00" {
+		t.Fatalf("MAC = %v", p["mac_address"])
+	}
+	before := e.dump()
+	code, m := e.do("POST", "/v2.0/ports", tokA, `{"port": {"network_id": "`+nid+`"}}`)
+	if typ, _ := neutronError(m); code != 409 || typ != "MacAddressGenerationFailure" {
+		t.Errorf("second port with colliding MACs = %d %v", code, m)
+	}
+	if after := e.dump(); len(after) != len(before) {
+		t.Errorf("failed create stored %d keys", len(after)-len(before))
+	}
+	// Another network has its own MAC space.
+	e.create("port", tokA, `{"port": {"network_id": "`+e.network(tokA, "second")+`"}}`)
+}
