@@ -10,6 +10,9 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"hivenet/internal/store/storetest"
+	"hivenet/internal/topology"
 )
 
 // Run with an embedded etcd: serves, generates and keeps an admin token,
@@ -116,4 +119,59 @@ func TestRunConfigValidate(t *testing.T) {
 			}
 		})
 	}
+}
+
+// With EtcdEndpoints, Run uses that cluster and starts no etcd of its own.
+func TestRunExternalEtcd(t *testing.T) {
+	st, endpoints := storetest.NewWithEndpoints(t)
+	dir := t.TempDir()
+	ctx, cancel := context.WithCancel(context.Background())
+	ready := make(chan string, 1)
+	done := make(chan error, 1)
+	go func() {
+		done <- Run(ctx, RunConfig{
+			Listen: "127.0.0.1:0", DataDir: dir, EtcdEndpoints: endpoints,
+			API:    Config{AdminToken: "t"},
+			Logger: slog.New(slog.NewTextHandler(t.Output(), nil)),
+			Ready:  func(addr string, _ []string) { ready <- addr },
+		})
+	}()
+	var addr string
+	select {
+	case addr = <-ready:
+	case err := <-done:
+		t.Fatalf("Run: %v", err)
+	case <-time.After(30 * time.Second):
+		t.Fatal("Run not ready")
+	}
+	req, _ := http.NewRequest("POST", "http://"+addr+"/v2.0/networks", strings.NewReader(`{"network": {"name": "ext"}}`))
+	req.Header.Set("X-Auth-Token", "t")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 201 {
+		t.Fatalf("POST = %d", resp.StatusCode)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+	// The network is in the external etcd; no embedded etcd or token file
+	// was created.
+	if snap, _, err := st.LoadTopology(context.Background()); err != nil || countBridges(snap) != 1 {
+		t.Errorf("external etcd has %d bridges (%v), want 1", countBridges(snap), err)
+	}
+	if ents, _ := os.ReadDir(dir); len(ents) != 0 {
+		t.Errorf("data dir has %d entries, want none", len(ents))
+	}
+}
+
+func countBridges(s *topology.Snapshot) int {
+	n := 0
+	if s != nil {
+		s.Bridges(func(*topology.Bridge) { n++ })
+	}
+	return n
 }
