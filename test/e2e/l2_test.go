@@ -241,7 +241,9 @@ func pingTimestamp(line string) (time.Time, bool) {
 }
 
 // TestPrivilegedSpoofingDropped: a VM sending from an address or a MAC that
-// is not its port's gets nothing through; back to its own, it works again.
+// is not its port's gets nothing through; back to its own, it works again;
+// with an allowed address pair, or port security off, the same spoofed
+// source passes.
 //
 //	net "n1" 10.20.0.0/24:  [host1] a .11 (spoofs .99 / 02:de:ad:be:ef:01)  ──▶  [host2] b .12
 //	                        b's ICMP InEchos counter tells what arrived.
@@ -289,6 +291,42 @@ func TestPrivilegedSpoofingDropped(t *testing.T) {
 	})
 	t.Run("own addresses work again", func(t *testing.T) {
 		e.waitReach(t, "a", bIP, 5*time.Second)
+	})
+
+	// The drops above come from port security: an allowed address pair, or
+	// port security off, lets the same traffic through.
+	spoofPasses := func(t *testing.T) {
+		t.Helper()
+		if _, err := e.lab.Exec(e.ctx, "a", "ip", "addr", "replace", "10.20.0.99/32", "dev", "eth0"); err != nil {
+			t.Fatal(err)
+		}
+		defer e.lab.Exec(e.ctx, "a", "ip", "addr", "del", "10.20.0.99/32", "dev", "eth0")
+		deadline := time.Now().Add(5 * time.Second)
+		for {
+			_, err := e.lab.Exec(e.ctx, "a", "ping", "-n", "-c", "1", "-W", "1", "-I", "10.20.0.99", bIP.String())
+			if err == nil {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("ping from 10.20.0.99 still dropped 5s after the port update")
+			}
+		}
+	}
+	t.Run("allowed address pair lets the extra address through", func(t *testing.T) {
+		if _, err := e.api.UpdatePort(e.ctx, pa.ID, map[string]any{
+			"allowed_address_pairs": []map[string]string{{"ip_address": "10.20.0.99"}},
+		}); err != nil {
+			t.Fatal(err)
+		}
+		spoofPasses(t)
+	})
+	t.Run("port security off lets any source through", func(t *testing.T) {
+		if _, err := e.api.UpdatePort(e.ctx, pa.ID, map[string]any{
+			"allowed_address_pairs": []any{}, "port_security_enabled": false,
+		}); err != nil {
+			t.Fatal(err)
+		}
+		spoofPasses(t)
 	})
 }
 
