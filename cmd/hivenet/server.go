@@ -1,14 +1,21 @@
 package main
 
 import (
+	"context"
+	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"os"
 	"strings"
 
 	"github.com/spf13/cobra"
 
 	"hivenet/internal/api"
+	"hivenet/internal/store"
+	"hivenet/internal/topology"
+	"hivenet/internal/trace"
 )
 
 func init() {
@@ -60,6 +67,7 @@ and keeps it in --data-dir/admin-token (mode 0600).`,
 			if verbose {
 				level = slog.LevelDebug
 			}
+			cfg.TraceWith = traceHook
 			cfg.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level})).With("component", "server")
 			return api.Run(cmd.Context(), cfg)
 		},
@@ -75,4 +83,28 @@ and keeps it in --data-dir/admin-token (mode 0600).`,
 	f.BoolVar(&cfg.API.InsecureNoAuth, "insecure-no-auth", false, "treat requests without a token as admin (development only)")
 	f.BoolVar(&verbose, "verbose", false, "debug logging")
 	root.AddCommand(cmd)
+}
+
+// traceHook serves POST /v2.0/hivenet/trace with package trace on the
+// current topology.
+func traceHook(st *store.Store) api.TraceFunc {
+	load := func(ctx context.Context) (*topology.Snapshot, error) {
+		snap, _, err := st.LoadTopology(ctx)
+		return snap, err
+	}
+	return func(ctx context.Context, req api.TraceRequest) (any, error) {
+		var r trace.Request
+		if err := json.Unmarshal(req.Body, &r); err != nil {
+			return nil, api.Errorf(http.StatusBadRequest, "InvalidInput", "Invalid input for trace: %v", err)
+		}
+		r.PortID = req.PortID
+		res, err := trace.Run(ctx, load, r)
+		switch {
+		case errors.Is(err, trace.ErrInvalid):
+			return nil, api.Errorf(http.StatusBadRequest, "InvalidInput", "%v", err)
+		case errors.Is(err, trace.ErrNotFound):
+			return nil, api.Errorf(http.StatusNotFound, "PortNotFound", "%v", err)
+		}
+		return res, err
+	}
 }

@@ -38,6 +38,8 @@ type RunConfig struct {
 	// in DataDir/admin-token, generating it on first start (the log says
 	// where it is; the token itself is never logged).
 	API Config
+	// TraceWith, if set, builds API.Trace once the store is open.
+	TraceWith func(*store.Store) TraceFunc
 	// Logger; default slog.Default().
 	Logger *slog.Logger
 	// Ready, if set, is called with the API address once it serves.
@@ -101,6 +103,9 @@ func Run(ctx context.Context, cfg RunConfig) error {
 	ac := cfg.API
 	ac.Store = st
 	ac.Logger = log
+	if cfg.TraceWith != nil {
+		ac.Trace = cfg.TraceWith(st)
+	}
 	if ac.AdminToken == "" && len(ac.Tokens) == 0 && !ac.InsecureNoAuth {
 		path := filepath.Join(cfg.DataDir, "admin-token")
 		if ac.AdminToken, err = adminTokenFile(path); err != nil {
