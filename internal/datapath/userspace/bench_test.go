@@ -27,13 +27,15 @@ func buildKernelLab(t *testing.T, prefix string) *lab {
 type benchResult struct {
 	gbps float64
 	rtt  time.Duration
+	pps  float64
 }
 
 // measureOnce runs one iperf3 transfer and one series of 20 pings.
 func measureOnce(t *testing.T, l *lab, secs int) benchResult {
 	vm1 := nsName(l.prefix, "vm1")
 	g := iperf(t, l.prefix, l.vmIP[2], secs)
-	return benchResult{gbps: g, rtt: median(ping(t, vm1, l.vmIP[2], 20, 10))}
+	r := median(ping(t, vm1, l.vmIP[2], 20, 10))
+	return benchResult{gbps: g, rtt: r, pps: iperfUDP(t, l.prefix, l.vmIP[2], 3)}
 }
 
 // TestPrivilegedBenchCompare prints TCP throughput and ping RTT VM to VM
@@ -54,19 +56,20 @@ func TestPrivilegedBenchCompare(t *testing.T) {
 	for _, l := range []*lab{kl, ul} {
 		ping(t, nsName(l.prefix, "vm1"), l.vmIP[2], 3, 3) // ARP, flows
 	}
-	var kg, ug []float64
+	var kg, ug, kp, up []float64
 	var kr, ur []time.Duration
 	for range runs {
 		k := measureOnce(t, kl, secs)
 		u := measureOnce(t, ul, secs)
 		kg, kr = append(kg, k.gbps), append(kr, k.rtt)
 		ug, ur = append(ug, u.gbps), append(ur, u.rtt)
+		kp, up = append(kp, k.pps), append(up, u.pps)
 	}
-	k := benchResult{gbps: median(kg), rtt: median(kr)}
-	u := benchResult{gbps: median(ug), rtt: median(ur)}
-	t.Logf("medians of %d alternating runs (%d s iperf3, 20 pings at 0.2 s)", runs, secs)
-	t.Logf("%-22s %10s %10s", "", "Gbit/s", "RTT")
-	t.Logf("%-22s %10.2f %10v", "kernel bridge+VXLAN", k.gbps, k.rtt)
-	t.Logf("%-22s %10.2f %10v", "hivenet userspace", u.gbps, u.rtt)
-	t.Logf("%-22s %9.2fx %9.2fx", "ratio userspace/kernel", u.gbps/k.gbps, float64(u.rtt)/float64(k.rtt))
+	k := benchResult{gbps: median(kg), rtt: median(kr), pps: median(kp)}
+	u := benchResult{gbps: median(ug), rtt: median(ur), pps: median(up)}
+	t.Logf("medians of %d alternating runs (%d s iperf3 TCP, 20 pings at 0.2 s, 3 s iperf3 UDP 64 B)", runs, secs)
+	t.Logf("%-22s %10s %10s %12s", "", "TCP Gbit/s", "ping RTT", "UDP64 rx pps")
+	t.Logf("%-22s %10.2f %10v %12.0f", "kernel bridge+VXLAN", k.gbps, k.rtt, k.pps)
+	t.Logf("%-22s %10.2f %10v %12.0f", "hivenet userspace", u.gbps, u.rtt, u.pps)
+	t.Logf("%-22s %9.2fx %9.2fx %11.2fx", "ratio userspace/kernel", u.gbps/k.gbps, float64(u.rtt)/float64(k.rtt), u.pps/k.pps)
 }

@@ -231,9 +231,9 @@ func median[T int64 | float64 | time.Duration](v []T) T {
 	return s[len(s)/2]
 }
 
-// iperf runs a TCP transfer from vm1 to vm2 for secs seconds and returns
-// the received rate in Gbit/s.
-func iperf(t *testing.T, prefix, dst string, secs int) float64 {
+// runIperf runs iperf3 from vm1 to dst in vm2 with extra client args and
+// returns its JSON output.
+func runIperf(t *testing.T, prefix, dst string, args ...string) []byte {
 	t.Helper()
 	srv := exec.Command("ip", "netns", "exec", nsName(prefix, "vm2"), "iperf3", "-s", "-1", "-p", "5299")
 	if err := srv.Start(); err != nil {
@@ -247,11 +247,19 @@ func iperf(t *testing.T, prefix, dst string, secs int) float64 {
 		out, _ := exec.Command("ip", "netns", "exec", nsName(prefix, "vm2"), "ss", "-Hltn", "sport = :5299").Output()
 		return strings.Contains(string(out), "5299")
 	})
-	out, err := exec.Command("ip", "netns", "exec", nsName(prefix, "vm1"), "iperf3", "-c", dst, "-p", "5299",
-		"-t", strconv.Itoa(secs), "-J").Output()
+	cmd := append([]string{"netns", "exec", nsName(prefix, "vm1"), "iperf3", "-c", dst, "-p", "5299", "-J"}, args...)
+	out, err := exec.Command("ip", cmd...).Output()
 	if err != nil {
 		t.Fatalf("iperf3 client: %v\n%s", err, out)
 	}
+	return out
+}
+
+// iperf runs a TCP transfer from vm1 to vm2 for secs seconds and returns
+// the received rate in Gbit/s.
+func iperf(t *testing.T, prefix, dst string, secs int) float64 {
+	t.Helper()
+	out := runIperf(t, prefix, dst, "-t", strconv.Itoa(secs))
 	var res struct {
 		End struct {
 			SumReceived struct {
@@ -271,6 +279,29 @@ func iperf(t *testing.T, prefix, dst string, secs int) float64 {
 	}
 	t.Logf("iperf3 %s: %.2f Gbit/s, %d retransmits", dst, gbps, res.End.SumSent.Retransmits)
 	return gbps
+}
+
+// iperfUDP sends 64-byte UDP datagrams as fast as iperf3 can for secs
+// seconds and returns the datagrams received per second.
+func iperfUDP(t *testing.T, prefix, dst string, secs int) float64 {
+	t.Helper()
+	out := runIperf(t, prefix, dst, "-u", "-l", "64", "-b", "0", "-t", strconv.Itoa(secs))
+	var res struct {
+		End struct {
+			Sum struct {
+				Packets     float64 `json:"packets"`
+				LostPackets float64 `json:"lost_packets"`
+				Seconds     float64 `json:"seconds"`
+			} `json:"sum"`
+		} `json:"end"`
+	}
+	if err := json.Unmarshal(out, &res); err != nil || res.End.Sum.Seconds == 0 {
+		t.Fatalf("iperf3 output: %v\n%s", err, out)
+	}
+	s := res.End.Sum
+	pps := (s.Packets - s.LostPackets) / s.Seconds
+	t.Logf("iperf3 -u -l 64 %s: %.0f sent, %.0f received per second", dst, s.Packets/s.Seconds, pps)
+	return pps
 }
 
 func TestPrivilegedTwoHosts(t *testing.T) {
