@@ -361,3 +361,45 @@ func TestPrivilegedAgentRestart(t *testing.T) {
 		t.Errorf("DHCP after agent restart: %v", err)
 	}
 }
+
+// TestPrivilegedFloodScope: broadcast on a network reaches the hosts that
+// have ports on it and no other host. host3 runs an agent with a port on
+// another network only; its UDP InDatagrams (VXLAN arrives over UDP) must
+// not move while vm1 broadcasts, while host2's must.
+//
+//	net "n1" 10.20.0.0/24:  [host1] vm1 ── ping -b 10.20.0.255 ──▶ [host2] vm2
+//	net "n2" 10.21.0.0/24:                                         [host3] vm3
+func TestPrivilegedFloodScope(t *testing.T) {
+	e := newEnv(t, 3)
+	n1, s1 := e.network(t, "n1", "alpha", "10.20.0.0/24")
+	n2, s2 := e.network(t, "n2", "alpha", "10.21.0.0/24")
+	e.vm(t, "vm1", "host1", n1, s1, netip.MustParseAddr("10.20.0.11"))
+	e.vm(t, "vm2", "host2", n1, s1, netip.MustParseAddr("10.20.0.12"))
+	e.vm(t, "vm3", "host3", n2, s2, netip.MustParseAddr("10.21.0.13"))
+	e.waitReach(t, "vm1", netip.MustParseAddr("10.20.0.12"), 10*time.Second)
+
+	udpIn := func(host string) int {
+		t.Helper()
+		out, err := e.lab.Exec(e.ctx, host, "cat", "/proc/net/snmp")
+		if err != nil {
+			t.Fatal(err)
+		}
+		n, err := snmpField(out, "Udp", "InDatagrams")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	h2, h3 := udpIn("host2"), udpIn("host3")
+	const count = 20
+	// No replies (receivers ignore broadcast echoes): the exit status is 1.
+	e.lab.Exec(e.ctx, "vm1", "ping", "-n", "-b", "-c", strconv.Itoa(count), "-i", "0.05", "-W", "1", "10.20.0.255")
+	d2, d3 := udpIn("host2")-h2, udpIn("host3")-h3
+	t.Logf("UDP datagrams received during %d broadcasts: host2 %d, host3 %d", count, d2, d3)
+	if d2 < count {
+		t.Errorf("host2 (has a port on n1) received %d UDP datagrams, want >= %d: broadcasts not flooded to it", d2, count)
+	}
+	if d3 != 0 {
+		t.Errorf("host3 (no port on n1) received %d UDP datagrams, want 0", d3)
+	}
+}
