@@ -320,6 +320,16 @@ func TestPrivilegedTwoHosts(t *testing.T) {
 			if n := l.upcall[i].Load(); n > 4 {
 				t.Errorf("host %d: %d upcalls for 2 kinds of flow", i, n)
 			}
+			var pkts uint64
+			for _, f := range l.dp[i].Flows() {
+				pkts += f.Packets
+				if f.Match.InPort != uint32(l.port[i]) || f.IdleNano < 0 || (f.Packets > 0) != (f.Bytes > 0) {
+					t.Errorf("host %d flow %+v: wrong port or stats", i, f)
+				}
+			}
+			if pkts < 2 {
+				t.Errorf("host %d flows counted %d packets, want the pings after the first", i, pkts)
+			}
 		}
 	})
 
@@ -524,4 +534,66 @@ func TestPrivilegedGuestMTUTooLarge(t *testing.T) {
 		t.Errorf("host1 tunnelled %d datagrams", after.TunnelTx-before.TunnelTx)
 	}
 	t.Logf("host1 Stats() = %+v", after)
+}
+
+// TestPrivilegedCloseStopsEverything binds ports, starts, removes a port
+// and closes, then checks that every goroutine the datapath started has
+// exited, that Close is idempotent, and that a closed datapath refuses
+// work.
+func TestPrivilegedCloseStopsEverything(t *testing.T) {
+	requireRoot(t)
+	const prefix = "hdp-c-"
+	delNamespaces(prefix)
+	t.Cleanup(func() { delNamespaces(prefix) })
+	ns := prefix + "h"
+	run(t, "ip", "netns", "add", ns)
+	run(t, "ip", "-n", ns, "link", "set", "lo", "up")
+	run(t, "ip", "link", "add", "hdp-c0", "netns", ns, "type", "veth", "peer", "hdp-c1", "netns", ns)
+	run(t, "ip", "-n", ns, "link", "set", "hdp-c0", "up")
+	run(t, "ip", "-n", ns, "link", "set", "hdp-c1", "up")
+	baseline := runtime.NumGoroutine()
+	var d *Datapath
+	inNS(t, ns, func() error {
+		var err error
+		d, err = New(Config{TunnelIP: netip.MustParseAddr("127.0.0.1"), TunnelPort: 4791, Logger: slog.New(slog.NewTextHandler(t.Output(), nil))})
+		return err
+	})
+	p0, err := d.AddPort("hdp-c0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := d.AddPort("hdp-c0"); err == nil {
+		t.Error("binding hdp-c0 twice succeeded")
+	}
+	if _, err := d.AddPort("hdp-c1"); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.Start(func(*datapath.Upcall) {}); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.RemovePort(p0); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.Close(); err != nil {
+		t.Errorf("Close() = %v", err)
+	}
+	if err := d.Close(); err != nil {
+		t.Errorf("second Close() = %v", err)
+	}
+	if _, err := d.AddPort("hdp-c0"); !errors.Is(err, ErrClosed) {
+		t.Errorf("AddPort after Close = %v, want ErrClosed", err)
+	}
+	var a flowtable.Actions
+	if err := d.Execute(1, make([]byte, 60), datapath.GSO{}, &a); !errors.Is(err, ErrClosed) {
+		t.Errorf("Execute after Close = %v, want ErrClosed", err)
+	}
+	waitFor(t, "datapath goroutines to exit", func() bool { return runtime.NumGoroutine() <= baseline })
+	// The interfaces are free again: a new datapath can bind them.
+	inNS(t, ns, func() error {
+		d2, err := New(Config{TunnelIP: netip.MustParseAddr("127.0.0.1"), TunnelPort: 4791, Logger: slog.New(slog.NewTextHandler(t.Output(), nil))})
+		if err != nil {
+			return err
+		}
+		return d2.Close()
+	})
 }
