@@ -34,7 +34,7 @@ func TestTranslationFollowsWrites(t *testing.T) {
 		t.Fatalf("subnet = %v; want DHCP server 10.7.0.2, gateway 10.7.0.1", sub)
 	}
 	sid := sub["id"].(string)
-	p := e.create("port", tokA, `{"port": {"network_id": "`+nid+`", "name": "vm1", "binding:host_id": "h1",
+	p := e.create("port", adminTok, `{"port": {"network_id": "`+nid+`", "project_id": "project-a", "name": "vm1", "binding:host_id": "h1",
 		"binding:profile": {"interface_name": "veth-vm1"}, "allowed_address_pairs": [{"ip_address": "10.7.0.128/25"}]}}`)
 	pid := p["id"].(string)
 
@@ -77,7 +77,7 @@ func TestTranslationFollowsWrites(t *testing.T) {
 	}
 
 	// Updates re-translate in the same transaction.
-	code, m := e.do("PUT", "/v2.0/ports/"+pid, tokA, `{"port": {"admin_state_up": false, "fixed_ips": [{"ip_address": "10.7.0.77"}], "binding:profile": {}}}`)
+	code, m := e.do("PUT", "/v2.0/ports/"+pid, adminTok, `{"port": {"admin_state_up": false, "fixed_ips": [{"ip_address": "10.7.0.77"}], "binding:profile": {}}}`)
 	if code != 200 {
 		t.Fatalf("update port = %d %v", code, m)
 	}
@@ -226,7 +226,7 @@ func TestPortStatusAndAgents(t *testing.T) {
 	ctx := context.Background()
 	nid := e.network(tokA, "n")
 	e.subnet(tokA, nid, "10.0.0.0/24")
-	pid := e.create("port", tokA, `{"port": {"network_id": "`+nid+`", "binding:host_id": "h1"}}`)["id"].(string)
+	pid := e.create("port", adminTok, `{"port": {"network_id": "`+nid+`", "project_id": "project-a", "binding:host_id": "h1"}}`)["id"].(string)
 	if got := e.list("ports", tokA, "?status=DOWN"); len(got) != 1 {
 		t.Fatalf("DOWN ports = %v", got)
 	}

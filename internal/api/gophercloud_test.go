@@ -137,11 +137,14 @@ func TestGophercloud(t *testing.T) {
 	}
 
 	// Ports, with the binding and port-security extensions.
+	// Binding is admin-only (Neutron's policy): the admin creates the
+	// bound port in the tenant's project.
 	var p portWithExt
 	off := false
-	err = ports.Create(ctx, sc, portsecurity.PortCreateOptsExt{
+	admin := e.networkClient(adminTok)
+	err = ports.Create(ctx, admin, portsecurity.PortCreateOptsExt{
 		CreateOptsBuilder: portsbinding.CreateOptsExt{
-			CreateOptsBuilder: ports.CreateOpts{NetworkID: net.ID, Name: "vm1-port", AdminStateUp: gophercloud.Enabled,
+			CreateOptsBuilder: ports.CreateOpts{NetworkID: net.ID, Name: "vm1-port", ProjectID: "project-a", AdminStateUp: gophercloud.Enabled,
 				FixedIPs: []ports.IP{{SubnetID: sub.ID, IPAddress: "10.20.0.150"}}, DeviceID: "vm1", DeviceOwner: "compute:nova"},
 			HostID:  "host1",
 			Profile: map[string]any{"interface_name": "veth-vm1"},
@@ -187,12 +190,15 @@ func TestGophercloud(t *testing.T) {
 	}
 	var up portWithExt
 	newName := "vm1-renamed"
-	err = ports.Update(ctx, sc, p.ID, portsbinding.UpdateOptsExt{
+	err = ports.Update(ctx, admin, p.ID, portsbinding.UpdateOptsExt{
 		UpdateOptsBuilder: ports.UpdateOpts{Name: &newName, AdminStateUp: gophercloud.Disabled},
 		HostID:            new("host2"),
 	}).ExtractInto(&up)
 	if err != nil || up.Name != newName || up.AdminStateUp || up.HostID != "host2" {
 		t.Fatalf("ports.Update = %+v, %v", up, err)
+	}
+	if err := ports.Update(ctx, sc, p.ID, portsbinding.UpdateOptsExt{UpdateOptsBuilder: ports.UpdateOpts{}, HostID: new("host3")}).Err; !gophercloud.ResponseCodeIs(err, http.StatusForbidden) {
+		t.Errorf("member rebinding its port: %v, want 403", err)
 	}
 	if g, err := ports.Get(ctx, sc, p.ID).Extract(); err != nil || g.Name != newName {
 		t.Errorf("ports.Get = %+v, %v", g, err)

@@ -115,6 +115,24 @@ func visiblePort(tx *store.Tx, c *caller, id string) (*translate.Port, error) {
 	return p, nil
 }
 
+// bindingAttrs may only be set by an admin (Neutron's default policy): a
+// binding names a host and, through binding:profile.interface_name, any
+// interface on it, so a tenant could otherwise claim another tenant's tap
+// device or a host's uplink.
+var bindingAttrs = []string{"binding:host_id", "binding:profile"}
+
+func checkBindingPolicy(c *caller, a attrs) error {
+	if c.Admin {
+		return nil
+	}
+	for _, k := range bindingAttrs {
+		if a.has(k) {
+			return forbidden("(rule:create_port:%s) is disallowed by policy: only an admin may set %s", k, k)
+		}
+	}
+	return nil
+}
+
 // portAttrs decodes and checks the attributes shared by create and
 // update, everything that does not need the store.
 func portAttrs(a attrs, p *translate.Port) error {
@@ -402,6 +420,9 @@ func (s *Server) createPort(ctx context.Context, c *caller, a attrs) (any, error
 	if err := a.check(portCreateAttrs, nil); err != nil {
 		return nil, err
 	}
+	if err := checkBindingPolicy(c, a); err != nil {
+		return nil, err
+	}
 	project, err := ownerProject(c, a)
 	if err != nil {
 		return nil, err
@@ -461,6 +482,9 @@ func (s *Server) createPort(ctx context.Context, c *caller, a attrs) (any, error
 
 func (s *Server) updatePort(ctx context.Context, c *caller, id string, a attrs) (any, error) {
 	if err := a.check(portUpdateAttrs, portReadOnly); err != nil {
+		return nil, err
+	}
+	if err := checkBindingPolicy(c, a); err != nil {
 		return nil, err
 	}
 	var reqIPs []translate.FixedIP
