@@ -67,6 +67,10 @@ type Config struct {
 	// IdleTimeout, in nanoseconds of the caller's clock, is how long a flow
 	// may go unused before Expire removes it. 0 disables idle expiry.
 	IdleTimeout int64
+	// HardTimeout, in nanoseconds, is how long a flow may live, used or
+	// not, before Expire removes it (so that a flow whose invalidation was
+	// missed cannot live forever). 0 disables hard expiry.
+	HardTimeout int64
 }
 
 // Validate reports a Config that cannot work.
@@ -74,8 +78,8 @@ func (c Config) Validate() error {
 	if c.MaxFlows < 0 {
 		return errors.New("flowtable: MaxFlows must not be negative")
 	}
-	if c.IdleTimeout < 0 {
-		return errors.New("flowtable: IdleTimeout must not be negative")
+	if c.IdleTimeout < 0 || c.HardTimeout < 0 {
+		return errors.New("flowtable: IdleTimeout and HardTimeout must not be negative")
 	}
 	return nil
 }
@@ -260,17 +264,18 @@ func (t *Table) RemoveIf(fn func(match, mask *packet.FlowMatch, a *Actions) bool
 	return len(victims)
 }
 
-// Expire removes the flows idle for longer than IdleTimeout at now and
-// returns how many. It also re-sorts the masks, most hit first. Call it
+// Expire removes the flows idle for longer than IdleTimeout, or older than
+// HardTimeout, at now and returns how many. It also re-sorts the masks, most hit first. Call it
 // periodically (every second or so).
 func (t *Table) Expire(now int64) int {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	n := 0
-	if t.cfg.IdleTimeout > 0 {
+	idle, hard := t.cfg.IdleTimeout, t.cfg.HardTimeout
+	if idle > 0 || hard > 0 {
 		for f := t.tail; f != nil; {
 			prev := f.prev
-			if now-f.lastUsed.Load() > t.cfg.IdleTimeout {
+			if idle > 0 && now-f.lastUsed.Load() > idle || hard > 0 && now-f.created > hard {
 				t.removeLocked(f)
 				n++
 			}

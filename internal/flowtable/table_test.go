@@ -292,6 +292,7 @@ func TestExpire(t *testing.T) {
 	tests := []struct {
 		name     string
 		idle     int64
+		hard     int64
 		now      int64
 		wantGone int
 	}{
@@ -299,10 +300,12 @@ func TestExpire(t *testing.T) {
 		{name: "unused flow idles out", idle: 100, now: 101 + 100, wantGone: 1},
 		{name: "both idle out", idle: 100, now: 1000, wantGone: 2},
 		{name: "disabled", idle: 0, now: 1 << 40, wantGone: 0},
+		{name: "hard timeout removes used flows too", hard: 120, now: 150, wantGone: 2},
+		{name: "hard timeout not reached", hard: 200, now: 150, wantGone: 0},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			tb := New(Config{IdleTimeout: tt.idle})
+			tb := New(Config{IdleTimeout: tt.idle, HardTimeout: tt.hard})
 			mustInsert(t, tb, pkt(1, 1, 2, 0).Masked(maskL2), maskL2, out(1), nil, 0)
 			mustInsert(t, tb, pkt(1, 1, 3, 0).Masked(maskL2), maskL2, out(2), nil, 0)
 			p := pkt(1, 1, 3, 0)
