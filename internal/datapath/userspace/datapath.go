@@ -126,6 +126,9 @@ type Config struct {
 	MaxFlows int
 	// IdleTimeout expires flows unused for that long (default 10 s).
 	IdleTimeout time.Duration
+	// HardTimeout expires flows that old, used or not, so that they are
+	// simulated again now and then (default 10 min; negative disables).
+	HardTimeout time.Duration
 	// UpcallRate limits the misses handed to the Handler per port, per
 	// second (default 10000), with bursts of UpcallBurst (default 1000),
 	// so that one VM opening connections cannot starve the others. Misses
@@ -149,6 +152,9 @@ func (c *Config) Validate() error {
 	}
 	if c.IdleTimeout == 0 {
 		c.IdleTimeout = 10 * time.Second
+	}
+	if c.HardTimeout == 0 {
+		c.HardTimeout = 10 * time.Minute
 	}
 	if c.UpcallRate == 0 {
 		c.UpcallRate = 10000
@@ -250,7 +256,8 @@ func New(cfg Config) (*Datapath, error) {
 	d := &Datapath{
 		cfg:   cfg,
 		log:   cfg.Logger,
-		table: flowtable.New(flowtable.Config{MaxFlows: cfg.MaxFlows, IdleTimeout: int64(cfg.IdleTimeout)}),
+		table: flowtable.New(flowtable.Config{MaxFlows: cfg.MaxFlows, IdleTimeout: int64(cfg.IdleTimeout),
+			HardTimeout: max(0, int64(cfg.HardTimeout))}),
 		ns:    netns.None(),
 		epoch: time.Now(),
 		done:  make(chan struct{}),
