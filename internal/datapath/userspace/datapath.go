@@ -254,8 +254,8 @@ func New(cfg Config) (*Datapath, error) {
 		return nil, err
 	}
 	d := &Datapath{
-		cfg:   cfg,
-		log:   cfg.Logger,
+		cfg: cfg,
+		log: cfg.Logger,
 		table: flowtable.New(flowtable.Config{MaxFlows: cfg.MaxFlows, IdleTimeout: int64(cfg.IdleTimeout),
 			HardTimeout: max(0, int64(cfg.HardTimeout))}),
 		ns:    netns.None(),
