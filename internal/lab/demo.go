@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"net/netip"
+	"os"
 	"strings"
 	"sync"
 	"text/tabwriter"
@@ -107,6 +108,12 @@ func RunDemo(ctx context.Context, cfg DemoConfig) (res DemoResult, err error) {
 	}
 	defer func() {
 		if cfg.Keep && ctx.Err() == nil {
+			if _, serr := os.Stat(l.cfg.RunDir); serr != nil {
+				return // nothing was built
+			}
+			if serr := l.setOwner(0); serr != nil {
+				err = errors.Join(err, serr)
+			}
 			fmt.Fprintf(out, "\nThe lab keeps running. To explore it:\n%s", l.HowTo())
 			return
 		}
@@ -123,11 +130,20 @@ func RunDemo(ctx context.Context, cfg DemoConfig) (res DemoResult, err error) {
 	fmt.Fprintf(out, "hivenet demo: %d hosts (prefix %s), networks red and blue, both 10.10.0.0/24\n", cfg.Lab.Hosts, l.cfg.Prefix)
 	start := time.Now()
 	// A crashed demo leaves its server and agents running (they live in
-	// their own sessions): clear them, unlike `lab up`, which refuses.
+	// their own sessions): clear them. A lab that is meant to be running
+	// (`lab up`, `demo --keep`, another demo) is left alone.
+	if prev, err := Load(l.cfg.RunDir, nil); err == nil {
+		if live, what := prev.live(); live {
+			return res, fmt.Errorf("%w with prefix %s (%s): `hivenet lab down --prefix %s` first, or use another --prefix", ErrRunning, l.cfg.Prefix, what, l.cfg.Prefix)
+		}
+	}
 	if err := l.Cleanup(ctx); err != nil {
 		return res, fmt.Errorf("clearing an earlier run: %w", err)
 	}
 	if err := l.Up(ctx); err != nil {
+		return res, err
+	}
+	if err := l.setOwner(os.Getpid()); err != nil {
 		return res, err
 	}
 	phase("lab up (namespaces, server, agents alive)", start)

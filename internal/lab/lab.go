@@ -55,6 +55,9 @@ type state struct {
 	Hosts        []Host       `json:"hosts"`
 	VMs          []VM         `json:"vms"`
 	Started      time.Time    `json:"started"`
+	// OwnerPID is the process that tears the lab down when it ends (the
+	// demo); 0 when the lab outlives its builder (`lab up`, `demo --keep`).
+	OwnerPID int `json:"owner_pid,omitempty"`
 }
 
 // Lab is a running (or being built) lab. Its methods are safe for
@@ -121,6 +124,28 @@ func Load(runDir string, logger *slog.Logger) (*Lab, error) {
 	}
 	l.st = st
 	return l, nil
+}
+
+// setOwner records in lab.json the process that will tear the lab down
+// (0: none, the lab is meant to outlive its builder).
+func (l *Lab) setOwner(pid int) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.st.OwnerPID = pid
+	return l.saveStateLocked()
+}
+
+// live reports whether the lab's server is running and the lab is not the
+// leftover of a crashed owner (a demo killed before its teardown).
+func (l *Lab) live() (bool, string) {
+	pid, err := readPIDFile(l.pidPath("server"))
+	if err != nil || !alive(pid) || !l.owned(pid) {
+		return false, ""
+	}
+	if o := l.st.OwnerPID; o != 0 && !alive(o) {
+		return false, ""
+	}
+	return true, fmt.Sprintf("server pid %d, run dir %s", pid, l.cfg.RunDir)
 }
 
 // Config returns the lab's configuration, defaults filled in.
@@ -229,6 +254,10 @@ func (l *Lab) UpNetwork(ctx context.Context) error {
 		return fmt.Errorf("%w: server pid %d (run dir %s); use Down or `hivenet lab down` first", ErrRunning, pid, l.cfg.RunDir)
 	}
 	if err := l.Cleanup(ctx); err != nil {
+		return err
+	}
+	// A fresh lab: no etcd data, leases or logs of an earlier one.
+	if err := l.removeRunFiles(); err != nil {
 		return err
 	}
 	for _, d := range []string{l.cfg.RunDir, filepath.Join(l.cfg.RunDir, "logs"), filepath.Join(l.cfg.RunDir, "pids")} {
@@ -461,11 +490,31 @@ func (l *Lab) deadAgent() error {
 	return nil
 }
 
+// runFiles are what the lab writes in RunDir; only these are removed, so a
+// RunDir pointing at a directory with other content loses nothing else.
+var runFiles = []string{"server", "logs", "pids", "dhcp", "lab.json", "lab.json.tmp", "tokens.json"}
+
+// removeRunFiles removes the lab's files from RunDir, and RunDir itself
+// when that leaves it empty.
+func (l *Lab) removeRunFiles() error {
+	var errs []error
+	for _, f := range runFiles {
+		if err := os.RemoveAll(filepath.Join(l.cfg.RunDir, f)); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if err := os.Remove(l.cfg.RunDir); err != nil && !errors.Is(err, os.ErrNotExist) && !errors.Is(err, syscall.ENOTEMPTY) && !errors.Is(err, syscall.EEXIST) {
+		errs = append(errs, err)
+	}
+	return errors.Join(errs...)
+}
+
 // Down stops every process of the lab, deletes its namespaces and root link
-// and removes RunDir. It carries on past errors and returns them joined.
+// and removes the lab's files from RunDir (and RunDir when that empties it).
+// It carries on past errors and returns them joined.
 func (l *Lab) Down(ctx context.Context) error {
 	err := l.Cleanup(ctx)
-	if rerr := os.RemoveAll(l.cfg.RunDir); rerr != nil {
+	if rerr := l.removeRunFiles(); rerr != nil {
 		err = errors.Join(err, rerr)
 	}
 	if err == nil {

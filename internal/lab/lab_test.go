@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -416,6 +418,45 @@ func TestCellOK(t *testing.T) {
 		t.Run(fmt.Sprintf("%s/want=%v", tt.outcome, tt.want), func(t *testing.T) {
 			if got := cellOK(tt.outcome, tt.want); got != tt.ok {
 				t.Errorf("cellOK(%q, %v) = %v, want %v", tt.outcome, tt.want, got, tt.ok)
+			}
+		})
+	}
+}
+
+func TestRemoveRunFiles(t *testing.T) {
+	tests := []struct {
+		name    string
+		foreign bool // a file the lab did not write
+	}{
+		{name: "only lab files: run dir removed"},
+		{name: "foreign file kept with its dir", foreign: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := filepath.Join(t.TempDir(), "run")
+			l, err := New(Config{Binary: "x", RunDir: dir})
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, d := range []string{"server/etcd", "logs", "pids", "dhcp"} {
+				if err := os.MkdirAll(filepath.Join(dir, d), 0o700); err != nil {
+					t.Fatal(err)
+				}
+			}
+			os.WriteFile(filepath.Join(dir, "lab.json"), []byte("{}"), 0o600)
+			os.WriteFile(filepath.Join(dir, "server/etcd/db"), []byte("x"), 0o600)
+			if tt.foreign {
+				os.WriteFile(filepath.Join(dir, "notes.txt"), []byte("mine"), 0o600)
+			}
+			if err := l.removeRunFiles(); err != nil {
+				t.Fatalf("removeRunFiles() = %v", err)
+			}
+			entries, err := os.ReadDir(dir)
+			switch {
+			case tt.foreign && (err != nil || len(entries) != 1 || entries[0].Name() != "notes.txt"):
+				t.Errorf("run dir after removeRunFiles: %v, %v; want only notes.txt", entries, err)
+			case !tt.foreign && !os.IsNotExist(err):
+				t.Errorf("run dir still there: %v, %v", entries, err)
 			}
 		})
 	}
