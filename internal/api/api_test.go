@@ -64,6 +64,7 @@ func TestTranslationFollowsWrites(t *testing.T) {
 		t.Errorf("PortByIP = %v", got)
 	}
 	wantIdx := []string{
+		store.PrefixIndex + "iface/h1/veth-vm1",
 		store.PrefixIndex + "ip/" + nid + "/10.7.0.2",
 		store.PrefixIndex + "ip/" + nid + "/10.7.0.3",
 		store.PrefixIndex + "mac/" + nid + "/" + tp.MAC.String(),
@@ -635,5 +636,31 @@ func TestAllocationEdges(t *testing.T) {
 		t.Errorf("failed create stored %d keys", len(after)-len(before))
 	}
 	// Another network has its own MAC space.
-	e.create("port", tokA, `{"port": {"network_id": "`+e.network(tokA, "second")+`"}}`)
+	second := e.network(tokA, "second")
+	e.create("port", tokA, `{"port": {"network_id": "`+second+`"}}`)
+
+	// Two ports cannot claim one interface of one host; other hosts or
+	// names are fine, and moving the first frees the name.
+	macs := 0
+	bind := func(host, ifname string) (int, map[string]any) {
+		macs++ // this env's MAC source always collides: give one
+		return e.do("POST", "/v2.0/ports", adminTok, fmt.Sprintf(`{"port": {"network_id": "%s", "mac_address": "fa:16:3e:00:01:%02x", "binding:host_id": "%s", "binding:profile": {"interface_name": "%s"}}}`, second, macs, host, ifname))
+	}
+	code, m = bind("h1", "vm-a")
+	if code != 201 {
+		t.Fatalf("bind h1/vm-a = %d %v", code, m)
+	}
+	first1 := m["port"].(map[string]any)["id"].(string)
+	if code, m := bind("h1", "vm-a"); code != 409 || m["NeutronError"].(map[string]any)["type"] != "InterfaceInUse" {
+		t.Errorf("second port on h1/vm-a = %d %v, want 409 InterfaceInUse", code, m)
+	}
+	if code, _ := bind("h2", "vm-a"); code != 201 {
+		t.Errorf("h2/vm-a = %d, want 201", code)
+	}
+	if code, m := e.do("PUT", "/v2.0/ports/"+first1, adminTok, `{"port": {"binding:host_id": "h3"}}`); code != 200 {
+		t.Fatalf("move port = %d %v", code, m)
+	}
+	if code, _ := bind("h1", "vm-a"); code != 201 {
+		t.Errorf("h1/vm-a after the first port moved = %d, want 201", code)
+	}
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"slices"
 	"strconv"
+	"strings"
 
 	"github.com/google/uuid"
 	clientv3 "go.etcd.io/etcd/client/v3"
@@ -102,19 +103,42 @@ func listObjs[T any](ctx context.Context, st *store.Store, resource string) ([]*
 }
 
 // writeIndexes deletes the index keys in old but not in new and creates
-// those in new but not in old (guarded: they must not exist), with owner
-// as value.
-func writeIndexes(tx *store.Tx, old, new []string, owner string) {
+// those in new but not in old, with owner as value. A new key held by
+// another owner is a 409 naming it (callers check the common cases first
+// with friendlier messages); the read guards the commit.
+func writeIndexes(tx *store.Tx, old, new []string, owner string) error {
 	for _, k := range old {
 		if !slices.Contains(new, k) {
 			tx.Delete(store.PrefixIndex + k)
 		}
 	}
 	for _, k := range new {
-		if !slices.Contains(old, k) {
-			tx.Create(store.PrefixIndex+k, []byte(owner))
+		if slices.Contains(old, k) {
+			continue
 		}
+		cur, err := tx.Get(store.PrefixIndex + k)
+		if err != nil {
+			return err
+		}
+		if cur != nil && string(cur) != owner {
+			return indexConflict(k, string(cur))
+		}
+		tx.Create(store.PrefixIndex+k, []byte(owner))
 	}
+	return nil
+}
+
+func indexConflict(key, owner string) *Error {
+	kind, rest, _ := strings.Cut(key, "/")
+	switch kind {
+	case "ip":
+		return conflict("IpAddressInUse", "The IP address %s is in use (by %s).", rest, owner)
+	case "mac":
+		return conflict("MacAddressInUse", "The mac address %s is in use (by %s).", rest, owner)
+	case "iface":
+		return conflict("InterfaceInUse", "Interface %s (binding:host_id / binding:profile interface_name) is already bound to port %s.", rest, owner)
+	}
+	return conflict("Conflict", "%s is in use by %s.", key, owner)
 }
 
 // allocTunnelKey takes the next free tunnel key after the counter and

@@ -143,7 +143,9 @@ func (s *Server) createNetwork(ctx context.Context, c *caller, a attrs) (any, er
 		if err := tx.PutJSON(store.APIKey("networks", n.ID), &n); err != nil {
 			return err
 		}
-		writeIndexes(tx, nil, translate.NetworkIndexes(&n), n.ID)
+		if err := writeIndexes(tx, nil, translate.NetworkIndexes(&n), n.ID); err != nil {
+			return err
+		}
 		return putTopo(tx, topology.KindBridge, n.ID, translate.Bridge(&n))
 	})
 	if err != nil {
@@ -219,8 +221,7 @@ func (s *Server) deleteNetwork(ctx context.Context, c *caller, id string) error 
 		}
 		tx.Delete(store.APIKey("networks", id))
 		tx.Delete(store.TopoKey(topology.KindBridge, id))
-		writeIndexes(tx, translate.NetworkIndexes(n), nil, "")
-		return nil
+		return writeIndexes(tx, translate.NetworkIndexes(n), nil, "")
 	})
 	return err
 }

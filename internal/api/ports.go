@@ -412,8 +412,7 @@ func writePort(tx *store.Tx, old, p *translate.Port) error {
 	if old != nil {
 		oldIdx = translate.PortIndexes(old)
 	}
-	writeIndexes(tx, oldIdx, translate.PortIndexes(p), p.ID)
-	return nil
+	return writeIndexes(tx, oldIdx, translate.PortIndexes(p), p.ID)
 }
 
 func (s *Server) createPort(ctx context.Context, c *caller, a attrs) (any, error) {
@@ -565,8 +564,7 @@ func (s *Server) deletePort(ctx context.Context, c *caller, id string) error {
 		}
 		tx.Delete(store.APIKey("ports", id))
 		tx.Delete(store.TopoKey(topology.KindPort, id))
-		writeIndexes(tx, translate.PortIndexes(p), nil, "")
-		return nil
+		return writeIndexes(tx, translate.PortIndexes(p), nil, "")
 	})
 	return err
 }

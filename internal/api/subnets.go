@@ -262,14 +262,15 @@ func writeSubnet(tx *store.Tx, old, sn *translate.Subnet) error {
 	if old != nil {
 		oldIdx = translate.SubnetIndexes(old)
 	}
-	writeIndexes(tx, oldIdx, translate.SubnetIndexes(sn), translate.DHCPOwner(sn.ID))
-	return nil
+	return writeIndexes(tx, oldIdx, translate.SubnetIndexes(sn), translate.DHCPOwner(sn.ID))
 }
 
 func deleteSubnetKeys(tx *store.Tx, sn *translate.Subnet) {
 	tx.Delete(store.APIKey("subnets", sn.ID))
 	tx.Delete(store.TopoKey(topology.KindSubnet, sn.ID))
-	writeIndexes(tx, translate.SubnetIndexes(sn), nil, "")
+	for _, k := range translate.SubnetIndexes(sn) {
+		tx.Delete(store.PrefixIndex + k)
+	}
 }
 
 func changeableSubnet(tx *store.Tx, c *caller, id string) (*translate.Subnet, error) {

@@ -176,6 +176,10 @@ func NetworkPortIndex(networkID, portID string) string { return "netport/" + net
 // NetworkPortPrefix is the prefix of all NetworkPortIndex keys of a network.
 func NetworkPortPrefix(networkID string) string { return "netport/" + networkID + "/" }
 
+// InterfaceIndex guards a bound interface name on a host: two ports must
+// not claim the same local interface.
+func InterfaceIndex(host, ifname string) string { return "iface/" + host + "/" + ifname }
+
 // DHCPOwner is the IPIndex value of a subnet's DHCP server address.
 func DHCPOwner(subnetID string) string { return "dhcp:" + subnetID }
 
@@ -198,9 +202,13 @@ func SubnetIndexes(s *Subnet) []string {
 }
 
 // PortIndexes returns the index keys a port owns: its MAC, each fixed
-// address, its tunnel key and its membership of the network.
+// address, its tunnel key, its membership of the network and, when bound
+// to a host, its interface there.
 func PortIndexes(p *Port) []string {
 	out := []string{MACIndex(p.NetworkID, p.MACAddress), TunnelKeyIndex(p.TunnelKey), NetworkPortIndex(p.NetworkID, p.ID)}
+	if p.HostID != "" {
+		out = append(out, InterfaceIndex(p.HostID, InterfaceName(p)))
+	}
 	for _, f := range p.FixedIPs {
 		if a, err := netip.ParseAddr(f.IPAddress); err == nil {
 			out = append(out, IPIndex(p.NetworkID, a))

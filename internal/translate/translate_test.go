@@ -266,6 +266,11 @@ func TestPortIndexes(t *testing.T) {
 	if got := PortIndexes(p); !reflect.DeepEqual(got, want) {
 		t.Errorf("PortIndexes = %v, want %v", got, want)
 	}
+	p.HostID = "h1"
+	want = []string{"mac/n1/fa:16:3e:00:00:01", "tunnelkey/12", "netport/n1/p1", "iface/h1/tapp1", "ip/n1/10.0.0.5", "ip/n1/10.1.0.5"}
+	if got := PortIndexes(p); !reflect.DeepEqual(got, want) {
+		t.Errorf("bound PortIndexes = %v, want %v", got, want)
+	}
 }
 
 func TestCheckFixedIP(t *testing.T) {
