@@ -101,9 +101,32 @@ func (s *Server) authenticate(r *http.Request) (*caller, *Error) {
 	return nil, Errorf(http.StatusUnauthorized, "NotAuthenticated", "Authentication failed: the X-Auth-Token is not valid")
 }
 
+// statusWriter remembers the status a handler answered.
+type statusWriter struct {
+	http.ResponseWriter
+	status int
+}
+
+func (w *statusWriter) WriteHeader(code int) {
+	if w.status == 0 {
+		w.status = code
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
 // ServeHTTP routes /, /v2.0/, /v2.0/extensions, /v2.0/<resource>[/<id>]
-// and /v2.0/hivenet/trace.
+// and /v2.0/hivenet/trace. Each request is logged at Debug.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	start := time.Now()
+	sw := &statusWriter{ResponseWriter: w}
+	s.route(sw, r)
+	if sw.status == 0 {
+		sw.status = http.StatusOK
+	}
+	s.log.Debug("API request", "method", r.Method, "path", r.URL.Path, "status", sw.status, "duration", time.Since(start))
+}
+
+func (s *Server) route(w http.ResponseWriter, r *http.Request) {
 	path := strings.TrimSuffix(r.URL.Path, "/")
 	path = strings.TrimSuffix(path, ".json")
 	switch path {
