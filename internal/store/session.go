@@ -8,6 +8,7 @@ import (
 	"sync"
 	"time"
 
+	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"hivenet/internal/topology"
@@ -133,10 +134,10 @@ func (se *Session) Close() error {
 	<-se.done
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	if _, err := se.s.c.Revoke(ctx, se.lease); err != nil {
+	if _, err := se.s.c.Revoke(ctx, se.lease); err != nil && !errors.Is(err, rpctypes.ErrLeaseNotFound) {
 		return fmt.Errorf("store: revoking lease of host %s: %w", se.host, err)
 	}
-	return nil
+	return nil // revoked, or already expired
 }
 
 func (se *Session) put(ctx context.Context, key string, v any) error {

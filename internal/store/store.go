@@ -68,7 +68,8 @@ func (s *Store) Stats() TxStats {
 	return TxStats{Commits: s.commits.Load(), Conflicts: s.conflicts.Load()}
 }
 
-// Open connects to etcd and checks that it answers within DialTimeout.
+// Open connects to etcd and checks that it answers within DialTimeout (or
+// before ctx ends). The connection outlives ctx: call Close.
 func Open(ctx context.Context, cfg Config) (*Store, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
@@ -82,7 +83,7 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 	c, err := clientv3.New(clientv3.Config{
 		Endpoints:   cfg.Endpoints,
 		DialTimeout: cfg.DialTimeout,
-		Context:     ctx,
+		// No Context: ctx only bounds Open; the client lives until Close.
 		Logger:      newZapLogger(cfg.Logger.With("component", "etcd-client"), zapcore.ErrorLevel, new(atomic.Bool)),
 	})
 	if err != nil {

@@ -256,6 +256,9 @@ func TestSessionLostOnRevoke(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("session not done after its lease was revoked")
 	}
+	if err := sess.Close(); err != nil {
+		t.Errorf("Close of a lost session = %v, want nil", err)
+	}
 }
 
 // Concurrent read-modify-writes of one key never lose an update.
@@ -424,5 +427,26 @@ func TestView(t *testing.T) {
 	}
 	if resp, _ := st.Client().Get(ctx, store.PrefixAPI+"b"); len(resp.Kvs) != 0 {
 		t.Error("View wrote")
+	}
+}
+
+// The Store outlives the context given to Open.
+func TestOpenContextOnlyBoundsOpen(t *testing.T) {
+	_, endpoints := storetest.NewWithEndpoints(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	st, err := store.Open(ctx, store.Config{Endpoints: endpoints})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	cancel()
+	sess, err := st.RegisterHost(context.Background(), topology.Host{Name: "h", TunnelIP: netip.MustParseAddr("10.0.0.1")}, time.Second)
+	if err != nil {
+		t.Fatalf("RegisterHost after Open's ctx ended: %v", err)
+	}
+	defer sess.Close()
+	time.Sleep(2500 * time.Millisecond) // past the TTL: keep-alive must still run
+	if hosts, err := st.ListHosts(context.Background()); err != nil || len(hosts) != 1 {
+		t.Errorf("ListHosts = %v, %v; want the host kept alive", hosts, err)
 	}
 }
