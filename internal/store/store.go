@@ -84,7 +84,7 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 		Endpoints:   cfg.Endpoints,
 		DialTimeout: cfg.DialTimeout,
 		// No Context: ctx only bounds Open; the client lives until Close.
-		Logger:      newZapLogger(cfg.Logger.With("component", "etcd-client"), zapcore.ErrorLevel, new(atomic.Bool)),
+		Logger: newZapLogger(cfg.Logger.With("component", "etcd-client"), zapcore.ErrorLevel, new(atomic.Bool)),
 	})
 	if err != nil {
 		return nil, fmt.Errorf("store: connecting to %v: %w", cfg.Endpoints, err)
