@@ -34,10 +34,11 @@ type Session struct {
 	lease clientv3.LeaseID
 
 	cancel context.CancelFunc
-	done   chan struct{}
+	lost   chan struct{} // closed when the lease is lost (not on Close)
+	exited chan struct{} // closed when the keep-alive goroutine returns
 
 	mu  sync.Mutex
-	err error // guarded by mu; set when done closes
+	err error // guarded by mu; set when the session ends
 }
 
 // RegisterHost grants a lease of ttl (at least 1s, rounded up to whole
@@ -91,23 +92,24 @@ func (s *Store) RegisterHost(ctx context.Context, h topology.Host, ttl time.Dura
 		cancel()
 		return nil, fmt.Errorf("store: keeping lease of host %s alive: %w", h.Name, err)
 	}
-	sess := &Session{s: s, host: h.Name, lease: g.ID, cancel: cancel, done: make(chan struct{})}
+	sess := &Session{s: s, host: h.Name, lease: g.ID, cancel: cancel, lost: make(chan struct{}), exited: make(chan struct{})}
 	go sess.keepAlive(kctx, ka)
 	return sess, nil
 }
 
 func (se *Session) keepAlive(ctx context.Context, ka <-chan *clientv3.LeaseKeepAliveResponse) {
+	defer close(se.exited)
 	for range ka {
 	}
 	// The channel closes when ctx is done or the lease could not be renewed.
-	err := ErrSessionLost
-	if ctx.Err() != nil {
-		err = fmt.Errorf("store: session closed: %w", ctx.Err())
-	}
 	se.mu.Lock()
-	se.err = err
-	se.mu.Unlock()
-	close(se.done)
+	defer se.mu.Unlock()
+	if ctx.Err() != nil {
+		se.err = fmt.Errorf("store: session closed: %w", ctx.Err())
+		return
+	}
+	se.err = ErrSessionLost
+	close(se.lost)
 }
 
 // Lease returns the session's lease ID.
@@ -116,8 +118,13 @@ func (se *Session) Lease() clientv3.LeaseID { return se.lease }
 // Host returns the registered host name.
 func (se *Session) Host() string { return se.host }
 
-// Done is closed when the session ends (Close, ctx done or lease lost).
-func (se *Session) Done() <-chan struct{} { return se.done }
+// Done is closed when the lease is lost (expired, revoked by someone
+// else, or not renewable): everything under it is gone and the agent must
+// register again. It is not closed by Close or by the end of the
+// RegisterHost ctx, which the caller knows about already; so a loop
+// selecting on both ctx.Done() and Done() never mistakes its own shutdown
+// for a lost session.
+func (se *Session) Done() <-chan struct{} { return se.lost }
 
 // Err returns why the session ended (ErrSessionLost if the lease was lost),
 // or nil while it is alive.
@@ -131,7 +138,7 @@ func (se *Session) Err() error {
 // all state under it are deleted at once.
 func (se *Session) Close() error {
 	se.cancel()
-	<-se.done
+	<-se.exited
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	if _, err := se.s.c.Revoke(ctx, se.lease); err != nil && !errors.Is(err, rpctypes.ErrLeaseNotFound) {

@@ -222,8 +222,13 @@ func TestRegisterHost(t *testing.T) {
 	if err := sess.Close(); err != nil {
 		t.Fatal(err)
 	}
-	if sess.Err() == nil {
-		t.Error("Err() after Close = nil")
+	if sess.Err() == nil || errors.Is(sess.Err(), store.ErrSessionLost) {
+		t.Errorf("Err() after Close = %v, want closed (not lost)", sess.Err())
+	}
+	select {
+	case <-sess.Done():
+		t.Error("Done() closed by Close: only a lost lease closes it")
+	default:
 	}
 	snap, _, _ = st.LoadTopology(ctx)
 	if snap.Host("h1") != nil || snap.Binding("p1") != nil || snap.LearnedMAC("b1", mac.MAC) != nil {
