@@ -32,8 +32,7 @@ const (
 // kinds (bridge, port, subnet) live under PrefixTopo; runtime kinds (host,
 // binding, mac) under PrefixState.
 func TopoKey(k topology.Kind, id string) string {
-	switch k {
-	case topology.KindHost, topology.KindPortBinding, topology.KindMAC:
+	if k.IsState() {
 		return PrefixState + k.String() + "/" + id
 	}
 	return PrefixTopo + k.String() + "/" + id
@@ -97,6 +96,42 @@ func DecodeChange(key string, value []byte) (c topology.Change, ok bool, err err
 		if value != nil {
 			c.MAC = new(topology.MACEntry)
 			v = c.MAC
+		}
+	case "router":
+		c.Kind = topology.KindRouter
+		if value != nil {
+			c.Router = new(topology.Router)
+			v = c.Router
+		}
+	case "chain":
+		c.Kind = topology.KindChain
+		if value != nil {
+			c.Chain = new(topology.Chain)
+			v = c.Chain
+		}
+	case "addrgroup":
+		c.Kind = topology.KindAddrGroup
+		if value != nil {
+			c.AddrGroup = new(topology.IPAddrGroup)
+			v = c.AddrGroup
+		}
+	case "floatingip":
+		c.Kind = topology.KindFloatingIP
+		if value != nil {
+			c.FloatingIP = new(topology.FloatingIP)
+			v = c.FloatingIP
+		}
+	case "uplink":
+		c.Kind = topology.KindUplink
+		if value != nil {
+			c.Uplink = new(topology.Uplink)
+			v = c.Uplink
+		}
+	case "arp":
+		c.Kind = topology.KindARP
+		if value != nil {
+			c.ARP = new(topology.ARPEntry)
+			v = c.ARP
 		}
 	default:
 		return c, false, nil

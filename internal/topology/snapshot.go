@@ -16,9 +16,26 @@ const (
 	KindHost
 	KindPortBinding
 	KindMAC
+	KindRouter
+	KindChain
+	KindAddrGroup
+	KindFloatingIP
+	KindUplink
+	KindARP
 )
 
-var kindNames = [...]string{"", "bridge", "port", "subnet", "host", "binding", "mac"}
+var kindNames = [...]string{"", "bridge", "port", "subnet", "host", "binding", "mac",
+	"router", "chain", "addrgroup", "floatingip", "uplink", "arp"}
+
+// IsState reports whether objects of kind k are runtime state owned by
+// agents (under their leases) rather than configuration.
+func (k Kind) IsState() bool {
+	switch k {
+	case KindHost, KindPortBinding, KindMAC, KindUplink, KindARP:
+		return true
+	}
+	return false
+}
 
 func (k Kind) String() string {
 	if int(k) < len(kindNames) {
@@ -39,6 +56,13 @@ type Change struct {
 	Host    *Host
 	Binding *PortBinding
 	MAC     *MACEntry
+
+	Router     *Router
+	Chain      *Chain
+	AddrGroup  *IPAddrGroup
+	FloatingIP *FloatingIP
+	Uplink     *Uplink
+	ARP        *ARPEntry
 }
 
 // Tag names something a flow depends on. Apply returns the tags of what
@@ -93,6 +117,29 @@ func TagHost(name string) Tag { return tag("host", name) }
 // TagSubnet covers a subnet's addressing and DHCP settings.
 func TagSubnet(id string) Tag { return tag("subnet", id) }
 
+// TagRouter covers a router: its config, routes, ports, NAT (gateway,
+// SNAT, floating IPs).
+func TagRouter(id string) Tag { return tag("router", id) }
+
+// TagChain covers a chain's rules.
+func TagChain(id string) Tag { return tag("chain", id) }
+
+// TagAddrGroup covers an address group's membership.
+func TagAddrGroup(id string) Tag { return tag("addrgroup", id) }
+
+// TagUplinks covers the set of uplinks of a physical network.
+func TagUplinks(physnet string) Tag { return tag("uplinks", physnet) }
+
+// TagARP covers the resolution of ip on bridge.
+func TagARP(bridgeID string, ip netip.Addr) Tag {
+	b := ip.As16()
+	h := hashString(hashString(offset64, "arp")*prime64, bridgeID) * prime64
+	for _, x := range b {
+		h = (h ^ uint64(x)) * prime64
+	}
+	return Tag(h)
+}
+
 type bridgeMAC struct {
 	bridge string
 	mac    MAC
@@ -117,6 +164,13 @@ type Snapshot struct {
 	bindings map[string]*PortBinding
 	macs     map[bridgeMAC]*MACEntry
 
+	routers    map[string]*Router
+	chains     map[string]*Chain
+	addrGroups map[string]*addrGroup
+	fips       map[string]*FloatingIP
+	uplinks    map[string]*Uplink
+	arps       map[bridgeIP]*ARPEntry
+
 	// Derived indexes, rebuilt by Apply for the kinds that changed.
 	portByKey     map[uint32]*Port
 	bridgeByFlood map[uint32]*Bridge
@@ -124,6 +178,23 @@ type Snapshot struct {
 	portByIP      map[bridgeIP]*Port  // fixed IPs (for ARP suppression)
 	portsOfBridge map[string][]*Port  // sorted by ID
 	subnetsOf     map[string][]*Subnet
+	routerPorts   map[string][]*Port // ports with RouterID, sorted by ID
+	bridgeByPhys  map[string]*Bridge // external bridges by physnet
+	fipByAddr     map[netip.Addr]*FloatingIP
+	fipByFixed    map[routerIP]*FloatingIP // associated floating IPs by (router, fixed IP)
+	uplinksOf     map[string][]*Uplink     // by physnet, sorted by host
+	uplinkByKey   map[uint32]*Uplink
+}
+
+type routerIP struct {
+	router string
+	ip     netip.Addr
+}
+
+// addrGroup is an IPAddrGroup with a set for membership tests.
+type addrGroup struct {
+	g   *IPAddrGroup
+	set map[netip.Addr]struct{}
 }
 
 // Empty returns a snapshot with no objects.
@@ -135,8 +206,17 @@ func Empty() *Snapshot {
 		hosts:    map[string]*Host{},
 		bindings: map[string]*PortBinding{},
 		macs:     map[bridgeMAC]*MACEntry{},
+
+		routers:    map[string]*Router{},
+		chains:     map[string]*Chain{},
+		addrGroups: map[string]*addrGroup{},
+		fips:       map[string]*FloatingIP{},
+		uplinks:    map[string]*Uplink{},
+		arps:       map[bridgeIP]*ARPEntry{},
 	}
 	s.reindexPorts()
+	s.reindexFIPs()
+	s.reindexUplinks()
 	s.reindexBridges()
 	s.reindexSubnets()
 	return s
@@ -147,7 +227,7 @@ func Empty() *Snapshot {
 func (s *Snapshot) Apply(changes []Change) (*Snapshot, []Tag) {
 	n := *s
 	var tags []Tag
-	var dirtyPorts, dirtyBridges, dirtySubnets bool
+	var dirtyPorts, dirtyBridges, dirtySubnets, dirtyFIPs, dirtyUplinks bool
 	cloned := map[Kind]bool{}
 	clone := func(k Kind) {
 		if cloned[k] {
@@ -167,6 +247,18 @@ func (s *Snapshot) Apply(changes []Change) (*Snapshot, []Tag) {
 			n.bindings = maps.Clone(n.bindings)
 		case KindMAC:
 			n.macs = maps.Clone(n.macs)
+		case KindRouter:
+			n.routers = maps.Clone(n.routers)
+		case KindChain:
+			n.chains = maps.Clone(n.chains)
+		case KindAddrGroup:
+			n.addrGroups = maps.Clone(n.addrGroups)
+		case KindFloatingIP:
+			n.fips = maps.Clone(n.fips)
+		case KindUplink:
+			n.uplinks = maps.Clone(n.uplinks)
+		case KindARP:
+			n.arps = maps.Clone(n.arps)
 		}
 	}
 	for _, c := range changes {
@@ -228,6 +320,64 @@ func (s *Snapshot) Apply(changes []Change) (*Snapshot, []Tag) {
 				n.macs[bridgeMAC{c.MAC.BridgeID, c.MAC.MAC}] = c.MAC
 				tags = append(tags, TagMAC(c.MAC.BridgeID, c.MAC.MAC))
 			}
+		case KindRouter:
+			tags = append(tags, TagRouter(c.ID))
+			if c.Router != nil {
+				n.routers[c.ID] = c.Router
+			} else {
+				delete(n.routers, c.ID)
+			}
+		case KindChain:
+			tags = append(tags, TagChain(c.ID))
+			if c.Chain != nil {
+				n.chains[c.ID] = c.Chain
+			} else {
+				delete(n.chains, c.ID)
+			}
+		case KindAddrGroup:
+			tags = append(tags, TagAddrGroup(c.ID))
+			if c.AddrGroup != nil {
+				g := &addrGroup{g: c.AddrGroup, set: make(map[netip.Addr]struct{}, len(c.AddrGroup.Addrs))}
+				for _, a := range c.AddrGroup.Addrs {
+					g.set[a] = struct{}{}
+				}
+				n.addrGroups[c.ID] = g
+			} else {
+				delete(n.addrGroups, c.ID)
+			}
+		case KindFloatingIP:
+			if old := n.fips[c.ID]; old != nil && old.RouterID != "" {
+				tags = append(tags, TagRouter(old.RouterID))
+			}
+			if c.FloatingIP != nil {
+				n.fips[c.ID] = c.FloatingIP
+				if c.FloatingIP.RouterID != "" {
+					tags = append(tags, TagRouter(c.FloatingIP.RouterID))
+				}
+			} else {
+				delete(n.fips, c.ID)
+			}
+			dirtyFIPs = true
+		case KindUplink:
+			if old := n.uplinks[c.ID]; old != nil {
+				tags = append(tags, TagUplinks(old.PhysNet))
+			}
+			if c.Uplink != nil {
+				n.uplinks[c.ID] = c.Uplink
+				tags = append(tags, TagUplinks(c.Uplink.PhysNet))
+			} else {
+				delete(n.uplinks, c.ID)
+			}
+			dirtyUplinks = true
+		case KindARP:
+			if old := s.arpByID(c.ID); old != nil {
+				delete(n.arps, bridgeIP{old.BridgeID, old.IP})
+				tags = append(tags, TagARP(old.BridgeID, old.IP))
+			}
+			if c.ARP != nil {
+				n.arps[bridgeIP{c.ARP.BridgeID, c.ARP.IP}] = c.ARP
+				tags = append(tags, TagARP(c.ARP.BridgeID, c.ARP.IP))
+			}
 		}
 	}
 	if dirtyPorts {
@@ -238,6 +388,12 @@ func (s *Snapshot) Apply(changes []Change) (*Snapshot, []Tag) {
 	}
 	if dirtySubnets {
 		n.reindexSubnets()
+	}
+	if dirtyFIPs {
+		n.reindexFIPs()
+	}
+	if dirtyUplinks {
+		n.reindexUplinks()
 	}
 	return &n, dedupTags(tags)
 }
@@ -254,8 +410,26 @@ func (s *Snapshot) macByID(id string) *MACEntry {
 	return s.macs[bridgeMAC{id[:len(id)-18], m}]
 }
 
+func (s *Snapshot) arpByID(id string) *ARPEntry {
+	i := len(id) - 1
+	for i >= 0 && id[i] != '/' {
+		i--
+	}
+	if i < 0 {
+		return nil
+	}
+	ip, err := netip.ParseAddr(id[i+1:])
+	if err != nil {
+		return nil
+	}
+	return s.arps[bridgeIP{id[:i], ip}]
+}
+
 func portTags(p *Port) []Tag {
 	t := []Tag{TagFlood(p.BridgeID), TagMAC(p.BridgeID, p.MAC)}
+	if p.RouterID != "" {
+		t = append(t, TagRouter(p.RouterID))
+	}
 	for _, ap := range p.AllowedAddressPairs {
 		if ap.MAC != (MAC{}) {
 			t = append(t, TagMAC(p.BridgeID, ap.MAC))
@@ -274,7 +448,11 @@ func (s *Snapshot) reindexPorts() {
 	s.portByMAC = make(map[bridgeMAC]*Port, len(s.ports))
 	s.portByIP = make(map[bridgeIP]*Port, len(s.ports))
 	s.portsOfBridge = map[string][]*Port{}
+	s.routerPorts = map[string][]*Port{}
 	for _, p := range s.ports {
+		if p.RouterID != "" {
+			s.routerPorts[p.RouterID] = append(s.routerPorts[p.RouterID], p)
+		}
 		s.portByKey[p.TunnelKey] = p
 		s.portByMAC[bridgeMAC{p.BridgeID, p.MAC}] = p
 		for _, ap := range p.AllowedAddressPairs {
@@ -290,12 +468,44 @@ func (s *Snapshot) reindexPorts() {
 	for _, ps := range s.portsOfBridge {
 		slices.SortFunc(ps, func(a, b *Port) int { return cmpString(a.ID, b.ID) })
 	}
+	for _, ps := range s.routerPorts {
+		slices.SortFunc(ps, func(a, b *Port) int { return cmpString(a.ID, b.ID) })
+	}
+}
+
+func (s *Snapshot) reindexFIPs() {
+	s.fipByAddr = make(map[netip.Addr]*FloatingIP, len(s.fips))
+	s.fipByFixed = make(map[routerIP]*FloatingIP, len(s.fips))
+	for _, f := range s.fips {
+		s.fipByAddr[f.Addr] = f
+		if f.RouterID != "" && f.PortID != "" && f.FixedIP.IsValid() {
+			s.fipByFixed[routerIP{f.RouterID, f.FixedIP}] = f
+		}
+	}
+}
+
+func (s *Snapshot) reindexUplinks() {
+	s.uplinksOf = map[string][]*Uplink{}
+	s.uplinkByKey = make(map[uint32]*Uplink, len(s.uplinks))
+	for _, u := range s.uplinks {
+		s.uplinksOf[u.PhysNet] = append(s.uplinksOf[u.PhysNet], u)
+		s.uplinkByKey[u.TunnelKey] = u
+	}
+	for _, l := range s.uplinksOf {
+		slices.SortFunc(l, func(a, b *Uplink) int { return cmpString(a.Host, b.Host) })
+	}
 }
 
 func (s *Snapshot) reindexBridges() {
 	s.bridgeByFlood = make(map[uint32]*Bridge, len(s.bridges))
+	s.bridgeByPhys = map[string]*Bridge{}
 	for _, b := range s.bridges {
 		s.bridgeByFlood[b.FloodKey] = b
+		if b.External && b.PhysNet != "" {
+			if old := s.bridgeByPhys[b.PhysNet]; old == nil || b.ID < old.ID {
+				s.bridgeByPhys[b.PhysNet] = b
+			}
+		}
 	}
 }
 
@@ -405,3 +615,66 @@ func (s *Snapshot) FloodHosts(bridge, local string) []string {
 	slices.Sort(out)
 	return out
 }
+
+// Router returns the router with id, or nil.
+func (s *Snapshot) Router(id string) *Router { return s.routers[id] }
+
+// RouterPorts returns the interior ports of router id, sorted by ID. Do
+// not modify.
+func (s *Snapshot) RouterPorts(id string) []*Port { return s.routerPorts[id] }
+
+// Routers calls f for every router, in no particular order.
+func (s *Snapshot) Routers(f func(*Router)) {
+	for _, r := range s.routers {
+		f(r)
+	}
+}
+
+// Chain returns the chain with id, or nil.
+func (s *Snapshot) Chain(id string) *Chain { return s.chains[id] }
+
+// AddrGroup returns the address group with id, or nil.
+func (s *Snapshot) AddrGroup(id string) *IPAddrGroup {
+	if g := s.addrGroups[id]; g != nil {
+		return g.g
+	}
+	return nil
+}
+
+// InAddrGroup reports whether ip is a member of address group id.
+func (s *Snapshot) InAddrGroup(id string, ip netip.Addr) bool {
+	g := s.addrGroups[id]
+	if g == nil {
+		return false
+	}
+	_, ok := g.set[ip]
+	return ok
+}
+
+// FloatingIP returns the floating IP with id, or nil.
+func (s *Snapshot) FloatingIP(id string) *FloatingIP { return s.fips[id] }
+
+// FloatingIPByAddr returns the floating IP whose external address is a.
+func (s *Snapshot) FloatingIPByAddr(a netip.Addr) *FloatingIP { return s.fipByAddr[a] }
+
+// FloatingIPOf returns the floating IP router maps to fixed address ip,
+// or nil.
+func (s *Snapshot) FloatingIPOf(router string, ip netip.Addr) *FloatingIP {
+	return s.fipByFixed[routerIP{router, ip}]
+}
+
+// ExternalBridge returns the external bridge on physical network physnet.
+func (s *Snapshot) ExternalBridge(physnet string) *Bridge { return s.bridgeByPhys[physnet] }
+
+// Uplinks returns the live uplinks of physical network physnet, sorted by
+// host. Do not modify.
+func (s *Snapshot) Uplinks(physnet string) []*Uplink { return s.uplinksOf[physnet] }
+
+// Uplink returns the uplink with id (Uplink.ID()), or nil.
+func (s *Snapshot) Uplink(id string) *Uplink { return s.uplinks[id] }
+
+// UplinkByTunnelKey returns the uplink whose tunnel key is key, or nil.
+func (s *Snapshot) UplinkByTunnelKey(key uint32) *Uplink { return s.uplinkByKey[key] }
+
+// ARP returns the resolved MAC of ip on bridge, or nil.
+func (s *Snapshot) ARP(bridge string, ip netip.Addr) *ARPEntry { return s.arps[bridgeIP{bridge, ip}] }

@@ -73,6 +73,10 @@ type Bridge struct {
 	FloodKey uint32 `json:"flood_key"`
 	// MTU is the MTU offered to VMs (underlay MTU minus tunnel overhead).
 	MTU int `json:"mtu"`
+	// External marks a router:external network; PhysNet is its
+	// provider:physical_network (flat), reached through agents' uplinks.
+	External bool   `json:"external,omitempty"`
+	PhysNet  string `json:"physnet,omitempty"`
 }
 
 // FixedIP is one address of a port, from one subnet.
@@ -111,6 +115,16 @@ type Port struct {
 	// host maps it straight to the local interface.
 	TunnelKey   uint32 `json:"tunnel_key"`
 	DeviceOwner string `json:"device_owner,omitempty"`
+	// RouterID is set on a router's interior port (an interface or the
+	// gateway): bound to no host, frames to it enter the router.
+	RouterID string `json:"router_id,omitempty"`
+	// SecurityGroups are the port's security group IDs (for traces; the
+	// rules themselves are compiled into the chains below).
+	SecurityGroups []string `json:"security_groups,omitempty"`
+	// InboundChain filters traffic to the port, OutboundChain traffic from
+	// it (chain IDs; "" = none). Set only when port security is on.
+	InboundChain  string `json:"inbound_chain,omitempty"`
+	OutboundChain string `json:"outbound_chain,omitempty"`
 }
 
 // DefaultInterfaceName is the OpenStack convention for a port's tap device.
