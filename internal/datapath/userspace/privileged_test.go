@@ -469,9 +469,13 @@ func TestPrivilegedHitPathAllocs(t *testing.T) {
 	run(t, "ip", "netns", "add", ns)
 	run(t, "ip", "-n", ns, "link", "set", "lo", "up")
 	run(t, "ip", "-n", ns, "addr", "add", "10.251.1.1/24", "dev", "lo")
-	run(t, "ip", "link", "add", "hdp-a0", "netns", ns, "type", "veth", "peer", "hdp-a1", "netns", ns)
-	run(t, "ip", "-n", ns, "link", "set", "hdp-a0", "up")
-	run(t, "ip", "-n", ns, "link", "set", "hdp-a1", "up")
+	// Two veth pairs, one end of each bound: what the datapath writes to
+	// hdp-a1 leaves by hdp-a1p and does not come back.
+	for _, l := range []string{"hdp-a0", "hdp-a1"} {
+		run(t, "ip", "link", "add", l, "netns", ns, "type", "veth", "peer", l+"p", "netns", ns)
+		run(t, "ip", "-n", ns, "link", "set", l, "up")
+		run(t, "ip", "-n", ns, "link", "set", l+"p", "up")
+	}
 	var d *Datapath
 	inNS(t, ns, func() error {
 		var err error
