@@ -86,7 +86,7 @@ func TestBuildersRoundTrip(t *testing.T) {
 				return AppendICMP4Echo(b, macA, macB, ip4A, ip4B, 64, ICMPEchoRequest, 0x1234, 7, []byte("abcdefg"))
 			},
 			want: matchSpec{inPort: 3, ethSrc: macA, ethDst: macB, ethType: EthTypeIPv4, src: ip4A, dst: ip4B,
-				proto: ProtoICMP, ttl: 64, sport: ICMPEchoRequest}.m(),
+				proto: ProtoICMP, ttl: 64, sport: ICMPEchoRequest, icmpID: 0x1234}.m(),
 			wantLen: 14 + 20 + 8 + 7, checksums: true,
 			wantL4: cat([]byte{8, 0}, []byte{0, 0}, []byte{0x12, 0x34, 0, 7}, []byte("abcdefg"))},
 		{name: "icmp4 echo reply",
@@ -94,7 +94,7 @@ func TestBuildersRoundTrip(t *testing.T) {
 				return AppendICMP4Echo(b, macB, macA, ip4B, ip4A, 255, ICMPEchoReply, 1, 65535, nil)
 			},
 			want: matchSpec{inPort: 3, ethSrc: macB, ethDst: macA, ethType: EthTypeIPv4, src: ip4B, dst: ip4A,
-				proto: ProtoICMP, ttl: 255, sport: ICMPEchoReply}.m(),
+				proto: ProtoICMP, ttl: 255, sport: ICMPEchoReply, icmpID: 1}.m(),
 			wantLen: 14 + 20 + 8, checksums: true},
 	}
 	for _, tt := range tests {

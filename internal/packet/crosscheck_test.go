@@ -137,10 +137,16 @@ func gopacketMatch(frame []byte, inPort uint32, want *FlowMatch) (m FlowMatch, o
 	case *layers.ICMPv4:
 		if m.EthType == EthTypeIPv4 {
 			m.SrcPort, m.DstPort = uint16(l.TypeCode.Type()), uint16(l.TypeCode.Code())
+			if t := l.TypeCode.Type(); t == ICMPEchoRequest || t == ICMPEchoReply {
+				m.ICMPID = l.Id
+			}
 		}
 	case *layers.ICMPv6:
 		if m.EthType == EthTypeIPv6 {
 			m.SrcPort, m.DstPort = uint16(l.TypeCode.Type()), uint16(l.TypeCode.Code())
+			if t := l.TypeCode.Type(); (t == 128 || t == 129) && len(l.Payload) >= 2 {
+				m.ICMPID = uint16(l.Payload[0])<<8 | uint16(l.Payload[1]) // echo id opens the message body
+			}
 		}
 	}
 	return m, true

@@ -180,11 +180,12 @@ type matchSpec struct {
 	proto, ttl, frag uint8
 	sport, dport     uint16
 	arpSha           [6]byte
+	icmpID           uint16
 }
 
 func (s matchSpec) m() FlowMatch {
 	m := FlowMatch{InPort: s.inPort, EthSrc: s.ethSrc, EthDst: s.ethDst, EthType: s.ethType, VLAN: s.vlan,
-		IPProto: s.proto, IPTTL: s.ttl, IPFrag: s.frag, SrcPort: s.sport, DstPort: s.dport, ARPSha: s.arpSha}
+		IPProto: s.proto, IPTTL: s.ttl, IPFrag: s.frag, SrcPort: s.sport, DstPort: s.dport, ARPSha: s.arpSha, ICMPID: s.icmpID}
 	if s.src.IsValid() {
 		m.IPSrc = s.src.As16()
 	}

@@ -32,7 +32,9 @@ type FlowMatch struct {
 	DstPort uint16
 	// ARPSha is the ARP sender hardware address.
 	ARPSha [6]byte
-	_      [2]byte
+	// ICMPID is the identifier of an ICMP(v6) echo request or reply (the
+	// "port" NAT translates for ICMP), 0 otherwise.
+	ICMPID uint16
 }
 
 // IP fragment classes for FlowMatch.IPFrag.
@@ -78,6 +80,7 @@ func (m FlowMatch) Masked(mask FlowMatch) FlowMatch {
 	r.IPFrag = m.IPFrag & mask.IPFrag
 	r.SrcPort = m.SrcPort & mask.SrcPort
 	r.DstPort = m.DstPort & mask.DstPort
+	r.ICMPID = m.ICMPID & mask.ICMPID
 	return r
 }
 
@@ -120,6 +123,7 @@ const (
 	FSrcPort
 	FDstPort
 	FARPSha
+	FICMPID
 )
 
 // MaskOf returns a mask with every field in fs set to all ones.
@@ -163,6 +167,9 @@ func MaskOf(fs Field) FlowMatch {
 	}
 	if fs&FARPSha != 0 {
 		m.ARPSha = ones6
+	}
+	if fs&FICMPID != 0 {
+		m.ICMPID = 0xffff
 	}
 	return m
 }

@@ -372,9 +372,21 @@ func parseL4(pkt []byte, off int, proto, icmp uint8, m *FlowMatch, l *Layers) er
 		}
 		m.SrcPort = uint16(p[0])
 		m.DstPort = uint16(p[1])
+		if isEcho(icmp, p[0]) {
+			m.ICMPID = binary.BigEndian.Uint16(p[4:6])
+		}
 		l.Payload = off + icmpHeaderLen
 	default:
 		l.Payload = off
 	}
 	return nil
+}
+
+// isEcho reports whether an ICMP (icmp == ProtoICMP) or ICMPv6 message of
+// type typ is an echo request or reply, whose identifier pairs the two.
+func isEcho(icmp, typ uint8) bool {
+	if icmp == ProtoICMP {
+		return typ == ICMPEchoRequest || typ == ICMPEchoReply
+	}
+	return typ == 128 || typ == 129
 }

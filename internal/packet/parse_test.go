@@ -65,7 +65,7 @@ func parseCases() []parseCase {
 		{name: "udp4 checksum-less zero length (jumbo)", frame: v4(ipv4Opts{total: -1, proto: ProtoUDP}, udpHdr(1, 2, 0)),
 			want: m4(ProtoUDP, FragNone, 1, 2), wantL: Layers{L3: 14, L4: 34, Payload: 42, End: 42}},
 		{name: "icmp4 echo request", frame: v4(ipv4Opts{total: -1, proto: ProtoICMP}, icmpHdr(8, 0)),
-			want: m4(ProtoICMP, FragNone, 8, 0), wantL: Layers{L3: 14, L4: 34, Payload: 42, End: 42}},
+			want: withICMPID(m4(ProtoICMP, FragNone, 8, 0), 1), wantL: Layers{L3: 14, L4: 34, Payload: 42, End: 42}},
 		{name: "icmp4 port unreachable", frame: v4(ipv4Opts{total: -1, proto: ProtoICMP}, icmpHdr(3, 3)),
 			want: m4(ProtoICMP, FragNone, 3, 3), wantL: Layers{L3: 14, L4: 34, Payload: 42, End: 42}},
 		{name: "ipv4 first fragment", frame: v4(ipv4Opts{total: -1, proto: ProtoUDP, frag: 0x2000}, udpHdr(1, 2, 3000)),
@@ -250,4 +250,9 @@ func TestFlowMatchAccessors(t *testing.T) {
 	if got := fmt.Sprint(m.Src(), m.Dst(), m.IsIPv4()); got != "10.0.0.1 10.0.0.2 true" {
 		t.Errorf("Src, Dst, IsIPv4 = %s, want 10.0.0.1 10.0.0.2 true", got)
 	}
+}
+
+func withICMPID(m FlowMatch, id uint16) FlowMatch {
+	m.ICMPID = id
+	return m
 }

@@ -1,0 +1,14 @@
+// Package flowstate holds per-connection state: connection tracking
+// entries and NAT bindings, keyed by Key, and the messages that replicate
+// them between hosts.
+//
+// State is created by the simulation at the ingress host of a
+// connection's first packet (Result.State), written to the local tables,
+// and pushed over the tunnel (the reserved flow-state key) to the hosts
+// that will see the reply or may take over the path — before the packet
+// itself is forwarded. A reply is then simulated at its own ingress host
+// with the state already there.
+//
+// Tables are pure data structures: no I/O, no clock (now is passed in),
+// no goroutines; callers synchronize (Tables is safe for concurrent use).
+package flowstate
