@@ -77,6 +77,8 @@ func TestTranslationFollowsWrites(t *testing.T) {
 		t.Errorf("index keys = %v\nwant %v", got, wantIdx)
 	}
 
+	checkConsistency(t, e.dump())
+
 	// Updates re-translate in the same transaction.
 	code, m := e.do("PUT", "/v2.0/ports/"+pid, adminTok, `{"port": {"admin_state_up": false, "fixed_ips": [{"ip_address": "10.7.0.77"}], "binding:profile": {}}}`)
 	if code != 200 {
@@ -108,6 +110,7 @@ func TestTranslationFollowsWrites(t *testing.T) {
 	if want := []string{store.PrefixIndex + "ip/" + nid + "/10.7.0.77"}; !slices.Equal(idx, want) {
 		t.Errorf("address index after updates = %v, want %v", idx, want)
 	}
+	checkConsistency(t, e.dump())
 	// The freed address is reusable.
 	e.create("port", tokA, `{"port": {"network_id": "`+nid+`", "fixed_ips": [{"ip_address": "10.7.0.3"}]}}`)
 
@@ -185,6 +188,7 @@ func TestConcurrentPortCreates(t *testing.T) {
 	if got := len(snap.PortsOfBridge(nid)); got != n {
 		t.Errorf("topology has %d ports, want %d", got, n)
 	}
+	checkConsistency(t, e.dump())
 }
 
 // Parallel creates of one fixed IP: exactly one wins, the others get 409.
@@ -218,6 +222,7 @@ func TestConcurrentSameFixedIP(t *testing.T) {
 	if got := len(e.keys(store.PrefixAPI + "ports/")); got != 1 {
 		t.Errorf("%d ports stored, want 1", got)
 	}
+	checkConsistency(t, e.dump())
 }
 
 // A port is DOWN until an agent publishes its binding, then ACTIVE; the

@@ -150,6 +150,8 @@ func TestBadInput(t *testing.T) {
 			}
 		})
 	}
+	e.t = t
+	checkConsistency(t, e.dump())
 	if code, _ := e.do("GET", "/v2.0/networks", tokA, ""); code != http.StatusOK {
 		t.Errorf("server unusable after bad input: %d", code)
 	}
