@@ -29,8 +29,13 @@ const (
 	statusDown   = "DOWN"
 )
 
-// maxIfName is Linux's IFNAMSIZ - 1.
-const maxIfName = 15
+// maxIfName is Linux's IFNAMSIZ - 1. maxFixedIPs and maxAddressPairs are
+// Neutron's default max_fixed_ips_per_port and max_allowed_address_pair.
+const (
+	maxIfName       = 15
+	maxFixedIPs     = 5
+	maxAddressPairs = 10
+)
 
 func (s *Server) portsResource() *resource {
 	return &resource{
@@ -189,6 +194,9 @@ func portAttrs(a attrs, p *translate.Port) error {
 		if err := a.list("allowed_address_pairs", &pairs); err != nil {
 			return err
 		}
+		if len(pairs) > maxAddressPairs {
+			return invalidInput("allowed_address_pairs", "%d pairs exceed the maximum of %d", len(pairs), maxAddressPairs)
+		}
 		for i, ap := range pairs {
 			pfx, err := translate.ParseAddrOrPrefix(ap.IPAddress)
 			if err != nil {
@@ -220,6 +228,17 @@ func portAttrs(a attrs, p *translate.Port) error {
 		return err
 	}
 	return nil
+}
+
+func decodeFixedIPs(a attrs) ([]translate.FixedIP, error) {
+	var ips []translate.FixedIP
+	if err := a.list("fixed_ips", &ips); err != nil {
+		return nil, err
+	}
+	if len(ips) > maxFixedIPs {
+		return nil, invalidInput("fixed_ips", "%d addresses exceed the maximum of %d per port", len(ips), maxFixedIPs)
+	}
+	return ips, nil
 }
 
 // finishPort fills derived attributes and checks the cross-attribute rules.
@@ -440,8 +459,8 @@ func (s *Server) createPort(ctx context.Context, c *caller, a attrs) (any, error
 	if err := portAttrs(a, &tmpl); err != nil {
 		return nil, err
 	}
-	var reqIPs []translate.FixedIP
-	if err := a.list("fixed_ips", &reqIPs); err != nil {
+	reqIPs, err := decodeFixedIPs(a)
+	if err != nil {
 		return nil, err
 	}
 	var p translate.Port
@@ -486,12 +505,12 @@ func (s *Server) updatePort(ctx context.Context, c *caller, id string, a attrs) 
 	if err := checkBindingPolicy(c, a); err != nil {
 		return nil, err
 	}
-	var reqIPs []translate.FixedIP
-	if err := a.list("fixed_ips", &reqIPs); err != nil {
+	reqIPs, err := decodeFixedIPs(a)
+	if err != nil {
 		return nil, err
 	}
 	var p *translate.Port
-	_, err := s.st.Update(ctx, func(tx *store.Tx) error {
+	_, err = s.st.Update(ctx, func(tx *store.Tx) error {
 		old, err := visiblePort(tx, c, id)
 		if err != nil {
 			return err

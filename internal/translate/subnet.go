@@ -29,10 +29,12 @@ func (r Range) Contains(a netip.Addr) bool {
 	return r.Start.Compare(a) <= 0 && a.Compare(r.End) <= 0
 }
 
-// MaxDNSNameservers and MaxHostRoutes are Neutron's default limits.
+// MaxDNSNameservers and MaxHostRoutes are Neutron's default limits;
+// MaxAllocationPools bounds the pool checks (quadratic in the count).
 const (
-	MaxDNSNameservers = 5
-	MaxHostRoutes     = 20
+	MaxDNSNameservers  = 5
+	MaxHostRoutes      = 20
+	MaxAllocationPools = 64
 )
 
 // lastAddr is the broadcast address of p.
@@ -135,6 +137,9 @@ func PrepareSubnet(s *Subnet, gatewayGiven bool, others []*Subnet) error {
 			s.AllocationPools = append(s.AllocationPools, AllocationPool{Start: r.Start.String(), End: r.End.String()})
 		}
 		return nil
+	}
+	if len(s.AllocationPools) > MaxAllocationPools {
+		return fieldErr("allocation_pools", "%d pools exceed the maximum of %d", len(s.AllocationPools), MaxAllocationPools)
 	}
 	pools, err := parsePools(s.AllocationPools)
 	if err != nil {
