@@ -33,6 +33,7 @@ var (
 	buildErr error
 	datapath = flag.String("datapath", "", "passed to the agents as --datapath")
 	keepLogs = flag.Bool("e2e.logs", false, "print the server's and agents' logs even when a test passes")
+	raceBin  = flag.Bool("e2e.race", os.Getenv("HIVENET_E2E_RACE") != "", "build hivenet with -race; a data race in any process fails the test (also $HIVENET_E2E_RACE)")
 )
 
 func TestMain(m *testing.M) {
@@ -60,7 +61,11 @@ func buildHivenet(out string) error {
 	if err != nil {
 		return fmt.Errorf("go env GOMOD: %w", err)
 	}
-	cmd := exec.Command("go", "build", "-o", out, "./cmd/hivenet")
+	args := []string{"build", "-o", out}
+	if *raceBin {
+		args = append(args, "-race")
+	}
+	cmd := exec.Command("go", append(args, "./cmd/hivenet")...)
 	cmd.Dir = filepath.Dir(strings.TrimSpace(string(modRoot)))
 	if b, err := cmd.CombinedOutput(); err != nil {
 		return fmt.Errorf("go build ./cmd/hivenet: %w\n%s", err, b)
@@ -109,6 +114,11 @@ func newEnv(t *testing.T, hosts int, projects ...string) *env {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
+		for _, f := range l.Logs() {
+			if b, err := os.ReadFile(f); err == nil && strings.Contains(string(b), "WARNING: DATA RACE") {
+				t.Errorf("data race reported in %s", f)
+			}
+		}
 		if t.Failed() || *keepLogs {
 			dumpLogs(t, l)
 		}
