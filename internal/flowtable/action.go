@@ -14,10 +14,31 @@ const (
 	// flood set for Key except the ingress port, and tunnels it with VNI
 	// Key to every remote host of that flood set (see Datapath.SetFloodSet).
 	ActFlood
+
+	// Rewrites, applied in list order before the outputs that follow
+	// them. IPv4 and L4 checksums are fixed up incrementally (RFC 1624),
+	// also for frames with a partial checksum or GSO metadata.
+
+	// ActSetEthSrc / ActSetEthDst set the Ethernet source / destination
+	// to MAC.
+	ActSetEthSrc
+	ActSetEthDst
+	// ActDecTTL subtracts Port from the IPv4 TTL (the flow's simulation
+	// already checked it stays above zero).
+	ActDecTTL
+	// ActSetIPv4Src / ActSetIPv4Dst set the IPv4 source / destination to
+	// Remote (NAT).
+	ActSetIPv4Src
+	ActSetIPv4Dst
+	// ActSetL4Src / ActSetL4Dst set the TCP/UDP source / destination port
+	// to RemotePort; for ICMP echo requests (ActSetL4Src) and replies
+	// (ActSetL4Dst) they set the echo identifier.
+	ActSetL4Src
+	ActSetL4Dst
 )
 
 // MaxActions bounds the actions of one flow.
-const MaxActions = 8
+const MaxActions = 12
 
 // Action is one step of a flow's action list. Fixed-size and pointer-free
 // so it can mirror a BPF map value.
@@ -28,6 +49,8 @@ type Action struct {
 	Port       uint32
 	Key        uint32
 	Remote     [4]byte
+	MAC        [6]byte
+	_          [2]byte
 }
 
 // Actions is a flow's action list: N entries of A are used. N == 0 means drop.
