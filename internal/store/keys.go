@@ -21,10 +21,13 @@ const (
 	// PrefixState + "<kind>/<id>" for hosts, bindings and MACs.
 	PrefixState = Root + "state/"
 	// PrefixIndex holds uniqueness guards written in the same transaction
-	// as the objects they guard: "ip/<network>/<addr>", "mac/<mac>",
-	// "tunnelkey/<n>", "name/..." and so on.
+	// as the objects they guard, each valued with its owner's ID:
+	// "ip/<network>/<addr>" (port, or "dhcp:<subnet>" for a subnet's DHCP
+	// server address), "mac/<network>/<mac>", "tunnelkey/<n>",
+	// "netport/<network>/<port>", "iface/<host>/<interface>". The
+	// translate package builds them.
 	PrefixIndex = Root + "index/"
-	// PrefixSeq holds counters (tunnel key allocation).
+	// PrefixSeq holds counters: "tunnelkey", the last tunnel key allocated.
 	PrefixSeq = Root + "seq/"
 )
 
