@@ -38,7 +38,7 @@ type txCtx struct {
 	// Tunnel send: set the destination and payload, then call
 	// udpRC.Write(sendFn).
 	msg    unix.Msghdr
-	iov    unix.Iovec
+	iov1   [1]unix.Iovec
 	sa     unix.RawSockaddrInet4
 	oob    [24]byte // one cmsg holding a uint16 (UDP_SEGMENT)
 	serr   unix.Errno
@@ -49,11 +49,13 @@ type txCtx struct {
 func (d *Datapath) newTxCtx() *txCtx {
 	c := &txCtx{d: d, buf: make([]byte, headroom+maxFrame)}
 	c.seg = segmenter{
-		buf:      make([]byte, maxUDPPayload+maxFrame),
-		prefix:   packet.VXLANHeaderLen,
-		maxBytes: maxUDPPayload,
-		maxSegs:  maxGSOSegs,
-		emit:     c.sendChunk,
+		hdrs:       make([]byte, packet.VXLANHeaderLen+maxFrame),
+		iov:        make([]unix.Iovec, 2*maxGSOSegs),
+		prefix:     packet.VXLANHeaderLen,
+		maxBytes:   maxUDPPayload,
+		maxSegs:    maxGSOSegs,
+		fillPrefix: c.putVXLAN,
+		emit:       c.sendChunk,
 	}
 	c.writeFn = func(fd uintptr) bool {
 		_, c.werr = unix.Write(int(fd), c.wbuf)
@@ -66,8 +68,6 @@ func (d *Datapath) newTxCtx() *txCtx {
 	}
 	c.msg.Name = (*byte)(unsafe.Pointer(&c.sa))
 	c.msg.Namelen = unix.SizeofSockaddrInet4
-	c.msg.Iov = &c.iov
-	c.msg.Iovlen = 1
 	return c
 }
 
@@ -249,7 +249,7 @@ func (d *Datapath) tunnel(c *txCtx, frame []byte, g *datapath.GSO, key uint32) e
 		return c.send(b, len(b))
 	}
 	if err := c.seg.segment(frame, *g); err != nil {
-		c.seg.off, c.seg.count, c.seg.segLen, c.seg.short = 0, 0, 0, false
+		c.seg.reset()
 		if errors.Is(err, errOffload) {
 			d.st.drops.Add(1)
 		} else {
@@ -260,36 +260,46 @@ func (d *Datapath) tunnel(c *txCtx, frame []byte, g *datapath.GSO, key uint32) e
 	return c.seg.flush()
 }
 
-// sendChunk is the segmenter's emit: it fills in the VXLAN header of every
-// segment and sends the chunk as one UDP GSO train.
-func (c *txCtx) sendChunk(b []byte, segLen int) error {
-	for off := 0; off < len(b); off += segLen {
-		packet.PutVXLAN(b[off:], c.vni)
-	}
-	return c.send(b, segLen)
+// putVXLAN is the segmenter's fillPrefix: the VXLAN header with c.vni.
+func (c *txCtx) putVXLAN(b []byte) { packet.PutVXLAN(b, c.vni) }
+
+// sendChunk is the segmenter's emit: it sends the chunk as one UDP GSO
+// train (segments of segLen bytes), or one datagram.
+func (c *txCtx) sendChunk(iov []unix.Iovec, total, segLen int) error {
+	return c.sendv(iov, total, segLen)
 }
 
-// send sends b to c.sa in one sendmsg; when segLen < len(b) the kernel
-// splits it into datagrams of segLen bytes (UDP_SEGMENT).
+// send sends b to c.sa (see sendv).
 func (c *txCtx) send(b []byte, segLen int) error {
+	c.iov1[0] = unix.Iovec{Base: &b[0]}
+	c.iov1[0].SetLen(len(b))
+	err := c.sendv(c.iov1[:], len(b), segLen)
+	c.iov1[0].Base = nil
+	return err
+}
+
+// sendv sends the total bytes gathered by iov to c.sa in one sendmsg;
+// when segLen < total the kernel splits them into datagrams of segLen
+// bytes (UDP_SEGMENT).
+func (c *txCtx) sendv(iov []unix.Iovec, total, segLen int) error {
 	d := c.d
-	c.iov.Base = &b[0]
-	c.iov.SetLen(len(b))
+	c.msg.Iov = &iov[0]
+	c.msg.SetIovlen(len(iov))
 	segs := 1
-	if segLen < len(b) {
+	if segLen < total {
 		h := (*unix.Cmsghdr)(unsafe.Pointer(&c.oob[0]))
 		h.Level, h.Type = unix.SOL_UDP, unix.UDP_SEGMENT
 		h.SetLen(unix.CmsgLen(2))
 		binary.NativeEndian.PutUint16(c.oob[unix.CmsgLen(0):], uint16(segLen))
 		c.msg.Control = &c.oob[0]
 		c.msg.SetControllen(unix.CmsgSpace(2))
-		segs = (len(b) + segLen - 1) / segLen
+		segs = (total + segLen - 1) / segLen
 	} else {
 		c.msg.Control = nil
 		c.msg.SetControllen(0)
 	}
 	err := d.udpRC.Write(c.sendFn)
-	c.iov.Base = nil
+	c.msg.Iov = nil
 	if err == nil && c.serr != 0 {
 		err = c.serr
 	}
@@ -297,13 +307,7 @@ func (c *txCtx) send(b []byte, segLen int) error {
 		// The segments do not fit the underlay MTU (a guest MTU set too
 		// large), which UDP GSO refuses: send them one by one and let the
 		// kernel fragment them, as a kernel VXLAN device would.
-		var first error
-		for off := 0; off < len(b); off += segLen {
-			if err := c.send(b[off:min(off+segLen, len(b))], segLen); err != nil && first == nil {
-				first = err
-			}
-		}
-		return first
+		return c.sendEach(iov, segLen)
 	}
 	if err != nil {
 		d.st.drops.Add(uint64(segs))
@@ -311,6 +315,37 @@ func (c *txCtx) send(b []byte, segLen int) error {
 	}
 	d.st.tunnelTx.Add(uint64(segs))
 	return nil
+}
+
+// sendEach sends the segments gathered by iov one datagram each: it
+// walks the iovecs, cutting them at every segLen bytes.
+func (c *txCtx) sendEach(iov []unix.Iovec, segLen int) error {
+	var first error
+	var part [2 * maxGSOSegs]unix.Iovec
+	np, acc := 0, 0
+	for _, v := range iov {
+		b := unsafe.Slice(v.Base, v.Len)
+		for len(b) > 0 {
+			k := min(len(b), segLen-acc)
+			part[np] = unix.Iovec{Base: &b[0]}
+			part[np].SetLen(k)
+			np++
+			acc += k
+			b = b[k:]
+			if acc == segLen || np == len(part) {
+				if err := c.sendv(part[:np], acc, acc); err != nil && first == nil {
+					first = err
+				}
+				np, acc = 0, 0
+			}
+		}
+	}
+	if np > 0 {
+		if err := c.sendv(part[:np], acc, acc); err != nil && first == nil {
+			first = err
+		}
+	}
+	return first
 }
 
 // openTunnel opens the VXLAN UDP socket with UDP_GRO.

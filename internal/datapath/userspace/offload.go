@@ -16,10 +16,15 @@ package userspace
 // datagrams for UDP_L4) with their IP lengths, IP IDs, TCP sequence
 // numbers, flags and full checksums fixed up, exactly as the kernel's
 // tcp_gso_segment would; a partial checksum on a plain frame is
-// completed. The segments, each [VXLAN header][inner frame], are packed
-// back to back into one buffer and sent with one sendmsg using UDP GSO
-// (UDP_SEGMENT): every segment but the last has the same size, which TSO
-// guarantees.
+// completed. The segments, each [VXLAN header][inner headers][payload],
+// are sent with one sendmsg using UDP GSO (UDP_SEGMENT): every segment but
+// the last has the same size, which TSO guarantees. Only the headers are
+// written out per segment; the iovec list points the payloads into the
+// superframe itself, so the kernel's copy is the only one. (Measured
+// 2026-11-24 against copying every segment into one buffer: no difference
+// in CPU per byte, about 2 µs per KB for the whole process, most of it in
+// the kernel's copies and in the receiving guest's TCP work done within
+// our write calls; kept because it needs less memory per context.)
 //
 // The receiving host's UDP socket has UDP_GRO on, so the kernel hands it
 // that same train of datagrams in one recvmsg, with the segment size in a
@@ -36,6 +41,8 @@ import (
 	"encoding/binary"
 	"errors"
 	"net/netip"
+
+	"golang.org/x/sys/unix"
 
 	"hivenet/internal/datapath"
 	"hivenet/internal/packet"
@@ -111,60 +118,85 @@ func completeChecksum(frame []byte, g datapath.GSO) error {
 	return nil
 }
 
-// segmenter packs segments, each preceded by prefix reserved bytes, into
-// buf, and hands full chunks to emit: at most maxBytes bytes and maxSegs
-// segments per chunk, all of one size but the last.
+// segmenter cuts superframes into segments without copying their
+// payload: each segment is a header (prefix reserved bytes, filled by
+// fillPrefix, then the frame's headers fixed up for that segment) written
+// into hdrs, followed by its payload as a slice of the original frame.
+// Full chunks go to emit as an iovec list: at most maxBytes bytes and
+// maxSegs segments per chunk, all of segLen bytes but the last.
 type segmenter struct {
-	buf      []byte
-	prefix   int
-	maxBytes int
-	maxSegs  int
-	emit     func(chunk []byte, segLen int) error
+	hdrs       []byte       // segment headers (a plain frame is copied whole)
+	iov        []unix.Iovec // 1 or 2 per segment
+	prefix     int          // bytes reserved before each segment
+	maxBytes   int          // bytes per chunk
+	maxSegs    int          // segments per chunk
+	fillPrefix func([]byte) // writes the prefix of a segment
+	emit       func(iov []unix.Iovec, total, segLen int) error
 
-	off, count, segLen int
-	short              bool
+	hoff, niov, total, count, segLen int
+	short                            bool
+}
+
+// maxSegHdr bounds the headers copied into every segment.
+const maxSegHdr = 256
+
+func (s *segmenter) reset() {
+	clear(s.iov[:s.niov]) // drop the references into the frame
+	s.hoff, s.niov, s.total, s.count, s.segLen, s.short = 0, 0, 0, 0, 0, false
 }
 
 func (s *segmenter) flush() error {
 	if s.count == 0 {
 		return nil
 	}
-	err := s.emit(s.buf[:s.off], s.segLen)
-	s.off, s.count, s.segLen, s.short = 0, 0, 0, false
+	err := s.emit(s.iov[:s.niov], s.total, s.segLen)
+	s.reset()
 	return err
 }
 
-// next reserves room for one segment of n bytes (after the prefix) and
-// returns it.
-func (s *segmenter) next(n int) ([]byte, error) {
-	total := s.prefix + n
+// next adds a segment made of hdrLen header bytes, returned for the caller
+// to fill, and payload (referenced, not copied; it must stay unchanged
+// until the chunk is flushed).
+func (s *segmenter) next(hdrLen int, payload []byte) ([]byte, error) {
+	total := s.prefix + hdrLen + len(payload)
 	// A chunk's segments all have segLen bytes but the last, which may be
 	// shorter and closes the chunk.
-	if s.count > 0 && (s.count == s.maxSegs || s.off+total > s.maxBytes || total > s.segLen || s.short) {
+	if s.count > 0 && (s.count == s.maxSegs || s.total+total > s.maxBytes || total > s.segLen || s.short) {
 		if err := s.flush(); err != nil {
 			return nil, err
 		}
 	}
-	if s.off+total > len(s.buf) {
+	if s.hoff+s.prefix+hdrLen > len(s.hdrs) || s.niov+2 > len(s.iov) {
 		return nil, errBadOffload
 	}
-	seg := s.buf[s.off+s.prefix : s.off+total]
+	h := s.hdrs[s.hoff : s.hoff+s.prefix+hdrLen]
+	s.hoff += len(h)
+	s.fillPrefix(h[:s.prefix])
+	s.iov[s.niov] = unix.Iovec{Base: &h[0]}
+	s.iov[s.niov].SetLen(len(h))
+	s.niov++
+	if len(payload) > 0 {
+		s.iov[s.niov] = unix.Iovec{Base: &payload[0]}
+		s.iov[s.niov].SetLen(len(payload))
+		s.niov++
+	}
 	if s.count == 0 {
 		s.segLen = total
 	}
 	s.short = total < s.segLen
-	s.off += total
+	s.total += total
 	s.count++
-	return seg, nil
+	return h[s.prefix:], nil
 }
 
-// segment cuts a GSO superframe into segments written through s (which the
-// caller flushes), or, for a plain frame, completes its checksum and writes
-// it as the single segment. frame is not modified.
+// segment cuts a GSO superframe into segments added to s (which the
+// caller flushes), or, for a plain frame, completes its checksum and adds
+// it as the single segment. frame is not modified, and must stay
+// unchanged until s is flushed.
 func (s *segmenter) segment(frame []byte, g datapath.GSO) error {
 	typ := g.GSOType &^ gsoECN
 	if typ == gsoNone {
-		seg, err := s.next(len(frame))
+		seg, err := s.next(len(frame), nil)
 		if err != nil {
 			return err
 		}
@@ -191,10 +223,10 @@ func (s *segmenter) segment(frame []byte, g datapath.GSO) error {
 		return errBadOffload
 	}
 	mss := int(g.GSOSize)
-	if mss < minGSOSize {
+	hdrLen := l.Payload
+	if mss < minGSOSize || hdrLen > maxSegHdr {
 		return errBadOffload
 	}
-	hdrLen := l.Payload
 	payload := frame[hdrLen:l.End]
 	l3, l4 := l.L3, l.L4
 	var src, dst netip.Addr
@@ -218,12 +250,12 @@ func (s *segmenter) segment(frame []byte, g datapath.GSO) error {
 	for i, off := 0, 0; off < len(payload); i, off = i+1, off+mss {
 		n := min(mss, len(payload)-off)
 		last := off+n == len(payload)
-		seg, err := s.next(hdrLen + n)
+		pl := payload[off : off+n]
+		seg, err := s.next(hdrLen, pl)
 		if err != nil {
 			return err
 		}
 		copy(seg, frame[:hdrLen])
-		copy(seg[hdrLen:], payload[off:off+n])
 		l4len := hdrLen - l4 + n
 		if v4 {
 			ip := seg[l3:]
@@ -253,7 +285,10 @@ func (s *segmenter) segment(frame []byte, g datapath.GSO) error {
 			csumAt = 6
 		}
 		t[csumAt], t[csumAt+1] = 0, 0
-		c := packet.Checksum(t[:l4len], packet.PseudoHeaderChecksum(wantProto, src, dst, uint16(l4len)))
+		// The L4 header is a whole number of 32-bit words, so the
+		// checksum chains over header then payload.
+		c := packet.Checksum(t, packet.PseudoHeaderChecksum(wantProto, src, dst, uint16(l4len)))
+		c = packet.Checksum(pl, uint32(^c))
 		if c == 0 && wantProto == packet.ProtoUDP {
 			c = 0xffff
 		}

@@ -4,8 +4,12 @@ import (
 	"bytes"
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"net/netip"
 	"testing"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
 
 	"hivenet/internal/datapath"
 	"hivenet/internal/packet"
@@ -112,11 +116,9 @@ type chunk struct {
 func segmentAll(t *testing.T, frame []byte, g datapath.GSO) ([][]byte, []chunk, error) {
 	t.Helper()
 	var chunks []chunk
-	s := segmenter{buf: make([]byte, 70000), prefix: 8, maxBytes: 65507, maxSegs: 64,
-		emit: func(b []byte, segLen int) error {
-			chunks = append(chunks, chunk{data: bytes.Clone(b), segLen: segLen})
-			return nil
-		}}
+	s := newTestSegmenter(func(b []byte, segLen int) {
+		chunks = append(chunks, chunk{data: b, segLen: segLen})
+	})
 	if err := s.segment(frame, g); err != nil {
 		return nil, nil, err
 	}
@@ -405,5 +407,27 @@ func TestUpcallTokenBucket(t *testing.T) {
 				t.Errorf("takeToken allowed %d of %v, want %d", got, tt.times, tt.want)
 			}
 		})
+	}
+}
+
+// newTestSegmenter returns a segmenter with the datapath's limits whose
+// chunks are flattened into one new byte slice each and passed to fn; it
+// checks the iovec list adds up to the total it is given.
+func newTestSegmenter(fn func(chunk []byte, segLen int)) *segmenter {
+	return &segmenter{
+		hdrs: make([]byte, 8+maxFrame), iov: make([]unix.Iovec, 2*maxGSOSegs),
+		prefix: 8, maxBytes: maxUDPPayload, maxSegs: maxGSOSegs,
+		fillPrefix: func(b []byte) { packet.PutVXLAN(b, 42) },
+		emit: func(iov []unix.Iovec, total, segLen int) error {
+			var b []byte
+			for _, v := range iov {
+				b = append(b, unsafe.Slice(v.Base, v.Len)...)
+			}
+			if len(b) != total {
+				return fmt.Errorf("iovecs hold %d bytes, total says %d", len(b), total)
+			}
+			fn(b, segLen)
+			return nil
+		},
 	}
 }
