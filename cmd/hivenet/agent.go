@@ -18,6 +18,7 @@ import (
 func init() {
 	var (
 		host, tunnelIP, endpoints, dpName, logLevel string
+		mappings                                    []string
 		tunnelPort                                  uint16
 		hostTTL, flowIdle                           time.Duration
 		maxFlows                                    int
@@ -35,6 +36,10 @@ func init() {
 			if dpName != "userspace" {
 				return fmt.Errorf("--datapath: %q is not supported (supported: userspace)", dpName)
 			}
+			bm, err := parseBridgeMappings(mappings)
+			if err != nil {
+				return err
+			}
 			ctx := cmd.Context()
 			st, err := store.Open(ctx, store.Config{Endpoints: splitList(endpoints)})
 			if err != nil {
@@ -47,7 +52,7 @@ func init() {
 			}
 			a, err := agent.New(agent.Config{
 				Host: host, TunnelIP: ip, TunnelPort: tunnelPort, Store: st, Datapath: dp,
-				DatapathName: dpName, Logger: log, HostTTL: hostTTL,
+				DatapathName: dpName, Logger: log, HostTTL: hostTTL, BridgeMappings: bm,
 			})
 			if err != nil {
 				return err
@@ -65,6 +70,7 @@ func init() {
 	f.DurationVar(&hostTTL, "host-ttl", 5*time.Second, "lease TTL of the host registration, bindings and learned MACs")
 	f.IntVar(&maxFlows, "max-flows", 65536, "flow table capacity")
 	f.DurationVar(&flowIdle, "flow-idle-timeout", 30*time.Second, "idle time after which a flow is removed")
+	f.StringSliceVar(&mappings, "bridge-mappings", nil, "PHYSNET:INTERFACE[,...]: bind INTERFACE as the uplink of the flat external network on PHYSNET (gateway hosts)")
 	f.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
 	_ = cmd.MarkFlagRequired("tunnel-ip")
 	root.AddCommand(cmd)
@@ -86,4 +92,20 @@ func newLogger(level string) *slog.Logger {
 		l = slog.LevelInfo
 	}
 	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: l}))
+}
+
+// parseBridgeMappings parses "physnet1:eth1" items.
+func parseBridgeMappings(items []string) (map[string]string, error) {
+	m := map[string]string{}
+	for _, it := range items {
+		phys, iface, ok := strings.Cut(strings.TrimSpace(it), ":")
+		if !ok || phys == "" || iface == "" {
+			return nil, fmt.Errorf("--bridge-mappings: %q is not PHYSNET:INTERFACE", it)
+		}
+		if _, dup := m[phys]; dup {
+			return nil, fmt.Errorf("--bridge-mappings: physical network %q mapped twice", phys)
+		}
+		m[phys] = iface
+	}
+	return m, nil
 }

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"hivenet/internal/datapath"
+	"hivenet/internal/simulation"
 	"hivenet/internal/store"
 	"hivenet/internal/topology"
 )
@@ -35,6 +36,10 @@ type Config struct {
 	// agent dies, its host, bindings and learned MACs vanish this long
 	// after. Default 5s.
 	HostTTL time.Duration
+	// BridgeMappings maps physical networks to local interfaces (gateway
+	// hosts): each interface is bound as the uplink of the external
+	// network on that physical network.
+	BridgeMappings map[string]string
 	// InterfaceIndex looks up a local interface by name; nil means the
 	// kernel's (net.InterfaceByName). Tests substitute their own.
 	InterfaceIndex func(name string) (int, bool)
@@ -100,16 +105,30 @@ type Agent struct {
 	snapMu sync.Mutex // serializes snapshot writers (loop and MAC learning)
 	ports  atomic.Pointer[portIndex]
 
-	// learnq carries MAC entries learned by upcall handlers to the loop,
-	// which publishes them. Sends never block: a full queue drops (the
-	// entry is already effective locally and is learned again later).
-	learnq chan topology.MACEntry
+	// learnq carries MAC and ARP entries learned by upcall handlers to the
+	// loop, which publishes them. Sends never block: a full queue drops
+	// (the entry is already effective locally and is learned again later).
+	learnq chan learned
 	stats  counters
 
 	// Owned by the loop goroutine.
 	sess   *store.Session
-	bound  map[string]*binding
-	floods map[uint32]floodSet
+	bound   map[string]*binding
+	uplinks map[string]*uplink // by physnet
+	floods  map[uint32]floodSet
+}
+
+// learned is one entry for the loop to publish: exactly one field is set.
+type learned struct {
+	mac *topology.MACEntry
+	arp *topology.ARPEntry
+}
+
+// uplink is a bound bridge-mapping interface. Owned by the loop.
+type uplink struct {
+	u       topology.Uplink
+	ifindex int
+	no      datapath.PortNo
 }
 
 type floodSet struct {
@@ -130,8 +149,9 @@ func New(cfg Config) (*Agent, error) {
 		cfg:    cfg,
 		log:    cfg.Logger,
 		dp:     cfg.Datapath,
-		learnq: make(chan topology.MACEntry, 1024),
-		bound:  map[string]*binding{},
+		learnq:  make(chan learned, 1024),
+		bound:   map[string]*binding{},
+		uplinks: map[string]*uplink{},
 		floods: map[uint32]floodSet{},
 	}
 	a.snap.Store(topology.Empty())
@@ -197,8 +217,12 @@ func (a *Agent) Run(ctx context.Context) error {
 			a.reconcile(ctx)
 		case <-resync.C:
 			a.reconcile(ctx)
-		case m := <-a.learnq:
-			a.publishMAC(ctx, m)
+		case l := <-a.learnq:
+			if l.mac != nil {
+				a.publishMAC(ctx, *l.mac)
+			} else if err := a.sess.PutARP(ctx, *l.arp); err != nil {
+				a.log.Warn("publishing ARP entry failed", "ip", l.arp.IP, "err", err)
+			}
 		case <-a.sess.Done():
 			a.log.Warn("store session lost, registering again")
 			if err := a.register(ctx); err != nil {
@@ -207,6 +231,10 @@ func (a *Agent) Run(ctx context.Context) error {
 			for _, b := range a.bound {
 				a.publishBinding(ctx, b)
 			}
+			for _, u := range a.uplinks {
+				a.unbindUplink(ctx, u) // its key died with the session
+			}
+			a.reconcile(ctx)
 		}
 	}
 }
@@ -326,10 +354,62 @@ func (a *Agent) reconcile(ctx context.Context) {
 		a.log.Info("port bound", "port", p.ID, "interface", p.InterfaceName, "dp_port", no)
 		changed = true
 	})
+	if a.reconcileUplinks(ctx) {
+		changed = true
+	}
 	if changed {
 		a.publishIndex()
 	}
 	a.syncFloodSets(snap)
+}
+
+// reconcileUplinks binds each bridge-mapping interface that exists and
+// publishes its uplink; it unbinds those whose interface went away. It
+// reports whether anything changed.
+func (a *Agent) reconcileUplinks(ctx context.Context) bool {
+	changed := false
+	for physnet, ifname := range a.cfg.BridgeMappings {
+		idx, ok := a.cfg.InterfaceIndex(ifname)
+		if u := a.uplinks[physnet]; u != nil {
+			if ok && idx == u.ifindex {
+				continue
+			}
+			a.unbindUplink(ctx, u)
+			changed = true
+		}
+		if !ok {
+			continue
+		}
+		no, err := a.dp.AddPort(ifname)
+		if err != nil {
+			a.log.Warn("binding uplink failed", "physnet", physnet, "interface", ifname, "err", err)
+			continue
+		}
+		u, err := a.sess.PublishUplink(ctx, physnet, ifname)
+		if err != nil {
+			a.log.Warn("publishing uplink failed", "physnet", physnet, "err", err)
+			_ = a.dp.RemovePort(no)
+			continue
+		}
+		a.uplinks[physnet] = &uplink{u: u, ifindex: idx, no: no}
+		a.dp.SetTunnelKey(u.TunnelKey, no)
+		a.log.Info("uplink bound", "physnet", physnet, "interface", ifname, "tunnel_key", u.TunnelKey, "dp_port", no)
+		changed = true
+	}
+	return changed
+}
+
+func (a *Agent) unbindUplink(ctx context.Context, u *uplink) {
+	delete(a.uplinks, u.u.PhysNet)
+	a.dp.SetTunnelKey(u.u.TunnelKey, 0)
+	if err := a.dp.RemovePort(u.no); err != nil {
+		a.log.Warn("removing uplink port failed", "physnet", u.u.PhysNet, "err", err)
+	}
+	if err := a.sess.WithdrawUplink(ctx, u.u); err != nil {
+		a.log.Warn("withdrawing uplink failed", "physnet", u.u.PhysNet, "err", err)
+	}
+	a.dp.Invalidate([]topology.Tag{topology.TagUplinks(u.u.PhysNet)})
+	a.log.Info("uplink unbound", "physnet", u.u.PhysNet, "interface", u.u.Interface)
 }
 
 func (a *Agent) publishBinding(ctx context.Context, b *binding) {
@@ -364,6 +444,9 @@ func (a *Agent) shutdown() {
 	for _, b := range a.bound {
 		a.unbind(ctx, b)
 	}
+	for _, u := range a.uplinks {
+		a.unbindUplink(ctx, u)
+	}
 	a.publishIndex()
 	if err := a.dp.Close(); err != nil {
 		a.log.Warn("closing datapath failed", "err", err)
@@ -376,6 +459,11 @@ func (a *Agent) publishIndex() {
 	for id, b := range a.bound {
 		idx.byNo[b.no] = id
 		idx.byID[id] = b.no
+	}
+	for _, u := range a.uplinks {
+		id := simulation.UplinkPortID(&u.u)
+		idx.byNo[u.no] = id
+		idx.byID[id] = u.no
 	}
 	a.ports.Store(idx)
 }

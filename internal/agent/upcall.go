@@ -1,6 +1,7 @@
 package agent
 
 import (
+	"strings"
 	"time"
 
 	"hivenet/internal/datapath"
@@ -29,8 +30,8 @@ func (a *Agent) handleUpcall(u *datapath.Upcall) {
 	snap := a.snap.Load()
 	res := simulation.Simulate(snap, a.cfg.Host, simulation.Packet{Ingress: portID, Match: u.Match, Frame: u.Frame}, time.Now().UnixNano())
 
-	if len(res.Learn) > 0 {
-		a.learn(res.Learn)
+	if len(res.Learn) > 0 || len(res.LearnARP) > 0 {
+		a.learn(res.Learn, res.LearnARP)
 	}
 	actions := a.compile(snap, idx, &res)
 	if res.Cacheable {
@@ -42,12 +43,10 @@ func (a *Agent) handleUpcall(u *datapath.Upcall) {
 		_ = a.dp.Execute(u.InPort, u.Frame, u.GSO, &actions)
 	}
 	for _, e := range res.Emit {
-		no, ok := idx.byID[e.PortID]
-		if !ok {
+		var out flowtable.Actions
+		if !a.resolve(snap, idx, e.PortID, &out) {
 			continue
 		}
-		var out flowtable.Actions
-		out.Append(flowtable.Action{Kind: flowtable.ActOutput, Port: uint32(no)})
 		if a.dp.Execute(0, e.Frame, datapath.GSO{}, &out) == nil {
 			a.stats.emitted.Add(1)
 		}
@@ -57,49 +56,100 @@ func (a *Agent) handleUpcall(u *datapath.Upcall) {
 	}
 }
 
-// compile turns the simulation's logical outputs into datapath actions.
-// An output that cannot be resolved (port unbound here a moment ago, host
-// gone) is left out; with nothing left the flow is a drop.
+// compile turns the simulation's rewrites and logical outputs into
+// datapath actions. An output that cannot be resolved (port unbound here a
+// moment ago, host gone) is left out; with no output left the flow is a
+// drop.
 func (a *Agent) compile(snap *topology.Snapshot, idx *portIndex, res *simulation.Result) flowtable.Actions {
 	var as flowtable.Actions
 	if res.Verdict != simulation.Forward {
 		return as
 	}
+	rw := &res.Rewrite
+	if rw.EthSrc != nil {
+		as.Append(flowtable.Action{Kind: flowtable.ActSetEthSrc, MAC: *rw.EthSrc})
+	}
+	if rw.EthDst != nil {
+		as.Append(flowtable.Action{Kind: flowtable.ActSetEthDst, MAC: *rw.EthDst})
+	}
+	if rw.DecTTL != 0 {
+		as.Append(flowtable.Action{Kind: flowtable.ActDecTTL, Port: uint32(rw.DecTTL)})
+	}
+	if rw.IPSrc.Is4() {
+		as.Append(flowtable.Action{Kind: flowtable.ActSetIPv4Src, Remote: rw.IPSrc.As4()})
+	}
+	if rw.IPDst.Is4() {
+		as.Append(flowtable.Action{Kind: flowtable.ActSetIPv4Dst, Remote: rw.IPDst.As4()})
+	}
+	if rw.L4Src != 0 {
+		as.Append(flowtable.Action{Kind: flowtable.ActSetL4Src, RemotePort: rw.L4Src})
+	}
+	if rw.L4Dst != 0 {
+		as.Append(flowtable.Action{Kind: flowtable.ActSetL4Dst, RemotePort: rw.L4Dst})
+	}
+	rewrites := as.N
 	for _, o := range res.Outputs {
-		if o.Local {
-			if no, ok := idx.byID[o.PortID]; ok {
-				as.Append(flowtable.Action{Kind: flowtable.ActOutput, Port: uint32(no)})
-			}
-			continue
-		}
-		h := snap.Host(o.Host)
-		if h == nil || !h.TunnelIP.Is4() {
-			continue
-		}
-		as.Append(flowtable.Action{Kind: flowtable.ActTunnel, Key: o.TunnelKey, Remote: h.TunnelIP.As4(), RemotePort: h.TunnelPort})
+		a.resolve(snap, idx, o.PortID, &as)
 	}
 	if res.Flood != nil {
 		as.Append(flowtable.Action{Kind: flowtable.ActFlood, Key: res.Flood.Key})
 	}
+	if as.N == rewrites {
+		return flowtable.Actions{} // nowhere to go: drop
+	}
 	return as
 }
 
-// learn makes MAC entries effective locally at once and queues them for
-// publication.
-func (a *Agent) learn(entries []topology.MACEntry) {
-	changes := make([]topology.Change, 0, len(entries))
-	for i := range entries {
-		e := entries[i]
+// resolve appends the action that delivers to portID (a port or an
+// uplink): output when it is bound here, else a tunnel to its host with
+// its key. It reports false when the port is nowhere to be reached.
+func (a *Agent) resolve(snap *topology.Snapshot, idx *portIndex, portID string, as *flowtable.Actions) bool {
+	if no, ok := idx.byID[portID]; ok {
+		return as.Append(flowtable.Action{Kind: flowtable.ActOutput, Port: uint32(no)})
+	}
+	var host string
+	var key uint32
+	if id, ok := strings.CutPrefix(portID, simulation.UplinkPortPrefix); ok {
+		u := snap.Uplink(id)
+		if u == nil {
+			return false
+		}
+		host, key = u.Host, u.TunnelKey
+	} else {
+		p := snap.Port(portID)
+		b := snap.Binding(portID)
+		if p == nil || b == nil {
+			return false
+		}
+		host, key = b.Host, p.TunnelKey
+	}
+	h := snap.Host(host)
+	if h == nil || host == a.cfg.Host || !h.TunnelIP.Is4() {
+		return false
+	}
+	return as.Append(flowtable.Action{Kind: flowtable.ActTunnel, Key: key, Remote: h.TunnelIP.As4(), RemotePort: h.TunnelPort})
+}
+
+// learn makes MAC and ARP entries effective locally at once and queues
+// them for publication.
+func (a *Agent) learn(macs []topology.MACEntry, arps []topology.ARPEntry) {
+	changes := make([]topology.Change, 0, len(macs)+len(arps))
+	for i := range macs {
+		e := macs[i]
 		changes = append(changes, topology.Change{Kind: topology.KindMAC, ID: e.ID(), MAC: &e})
+	}
+	for i := range arps {
+		e := arps[i]
+		changes = append(changes, topology.Change{Kind: topology.KindARP, ID: e.ID(), ARP: &e})
 	}
 	a.snapMu.Lock()
 	next, tags := a.snap.Load().Apply(changes)
 	a.snap.Store(next)
 	a.snapMu.Unlock()
 	a.dp.Invalidate(tags)
-	for _, e := range entries {
+	for _, c := range changes {
 		select {
-		case a.learnq <- e:
+		case a.learnq <- learned{mac: c.MAC, arp: c.ARP}:
 		default:
 			a.stats.learnDropped.Add(1)
 		}

@@ -130,3 +130,15 @@ func jsonString(v any) (string, error) {
 	}
 	return string(b), nil
 }
+
+// WithdrawUplink deletes an uplink published by PublishUplink and frees
+// its tunnel key.
+func (se *Session) WithdrawUplink(ctx context.Context, u topology.Uplink) error {
+	_, err := se.s.c.Txn(ctx).Then(
+		clientv3.OpDelete(TopoKey(topology.KindUplink, u.ID())),
+		clientv3.OpDelete(indexTunnelKey(u.TunnelKey))).Commit()
+	if err != nil {
+		return fmt.Errorf("store: withdrawing uplink %s: %w", u.ID(), err)
+	}
+	return nil
+}
