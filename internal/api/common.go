@@ -112,6 +112,15 @@ func writeIndexes(tx *store.Tx, old, new []string, owner string) error {
 			tx.Delete(store.PrefixIndex + k)
 		}
 	}
+	var fresh []string
+	for _, k := range new {
+		if !slices.Contains(old, k) {
+			fresh = append(fresh, store.PrefixIndex+k)
+		}
+	}
+	if err := tx.Prefetch(fresh...); err != nil {
+		return err
+	}
 	for _, k := range new {
 		if slices.Contains(old, k) {
 			continue

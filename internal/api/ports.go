@@ -262,6 +262,13 @@ func finishPort(p *translate.Port) error {
 
 // networkSubnets reads the subnets of n (guarded), in creation order.
 func networkSubnets(tx *store.Tx, n *translate.Network) ([]*translate.Subnet, error) {
+	keys := make([]string, len(n.Subnets))
+	for i, id := range n.Subnets {
+		keys[i] = store.APIKey("subnets", id)
+	}
+	if err := tx.Prefetch(keys...); err != nil {
+		return nil, err
+	}
 	var out []*translate.Subnet
 	for _, id := range n.Subnets {
 		sn, err := getObj[translate.Subnet](tx, "subnets", id)
@@ -467,6 +474,12 @@ func (s *Server) createPort(ctx context.Context, c *caller, a attrs) (any, error
 	_, err = s.st.Update(ctx, func(tx *store.Tx) error {
 		p = tmpl
 		p.AllowedAddressPairs = slices.Clone(tmpl.AllowedAddressPairs)
+		// One round trip for what every create reads.
+		if validID(p.NetworkID) {
+			if err := tx.Prefetch(store.APIKey("networks", p.NetworkID), seqTunnelKey); err != nil {
+				return err
+			}
+		}
 		n, err := visibleNetwork(tx, c, p.NetworkID)
 		if err != nil {
 			return err

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"slices"
 	"strconv"
 	"sync"
 	"testing"
@@ -453,5 +454,44 @@ func TestOpenContextOnlyBoundsOpen(t *testing.T) {
 	time.Sleep(2500 * time.Millisecond) // past the TTL: keep-alive must still run
 	if hosts, err := st.ListHosts(context.Background()); err != nil || len(hosts) != 1 {
 		t.Errorf("ListHosts = %v, %v; want the host kept alive", hosts, err)
+	}
+}
+
+// Prefetched keys are guarded like Gets: a concurrent change to one of
+// them makes the attempt retry, and the retry sees the new value.
+func TestPrefetchGuards(t *testing.T) {
+	st := storetest.New(t)
+	ctx := context.Background()
+	a, b := store.PrefixAPI+"a", store.PrefixAPI+"b"
+	if _, err := st.Client().Put(ctx, a, "1"); err != nil {
+		t.Fatal(err)
+	}
+	attempts := 0
+	var seen []string
+	_, err := st.Update(ctx, func(tx *store.Tx) error {
+		attempts++
+		if err := tx.Prefetch(a, b, a); err != nil {
+			return err
+		}
+		if attempts == 1 {
+			if _, err := st.Client().Put(ctx, a, "2"); err != nil {
+				return err
+			}
+		}
+		va, _ := tx.Get(a)
+		vb, _ := tx.Get(b)
+		seen = append(seen, fmt.Sprintf("%s/%v", va, vb == nil))
+		tx.Put(store.PrefixAPI+"c", va)
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := []string{"1/true", "2/true"}; attempts != 2 || !slices.Equal(seen, want) {
+		t.Errorf("attempts %d saw %v, want 2 attempts seeing %v", attempts, seen, want)
+	}
+	resp, _ := st.Client().Get(ctx, store.PrefixAPI+"c")
+	if string(resp.Kvs[0].Value) != "2" {
+		t.Errorf("committed %s, want 2", resp.Kvs[0].Value)
 	}
 }

@@ -6,8 +6,10 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"slices"
 	"time"
 
+	"go.etcd.io/etcd/api/v3/mvccpb"
 	clientv3 "go.etcd.io/etcd/client/v3"
 )
 
@@ -46,6 +48,9 @@ type Tx struct {
 	create map[string]bool
 	ops    map[string]clientv3.Op
 	order  []string
+	// cache holds the values of keys already read (nil: absent); reads
+	// are at one revision, so a second Get needs no round trip.
+	cache map[string][]byte
 }
 
 func (tx *Tx) get(key string, opts ...clientv3.OpOption) (*clientv3.GetResponse, error) {
@@ -66,18 +71,59 @@ func (tx *Tx) get(key string, opts ...clientv3.OpOption) (*clientv3.GetResponse,
 func (tx *Tx) Rev() int64 { return tx.rev }
 
 // Get returns the value of key, or nil if it does not exist, and guards
-// the commit on it being unchanged.
+// the commit on it being unchanged. The caller must not modify the value.
 func (tx *Tx) Get(key string) ([]byte, error) {
+	if v, ok := tx.cache[key]; ok {
+		return v, nil
+	}
 	resp, err := tx.get(key)
 	if err != nil {
 		return nil, err
 	}
-	if len(resp.Kvs) == 0 {
+	tx.record(key, resp.Kvs)
+	return tx.cache[key], nil
+}
+
+func (tx *Tx) record(key string, kvs []*mvccpb.KeyValue) {
+	if len(kvs) == 0 {
 		tx.keys[key] = 0
-		return nil, nil
+		tx.cache[key] = nil
+		return
 	}
-	tx.keys[key] = resp.Kvs[0].ModRevision
-	return resp.Kvs[0].Value, nil
+	tx.keys[key] = kvs[0].ModRevision
+	tx.cache[key] = kvs[0].Value
+}
+
+// Prefetch reads keys in one round trip (guarded like Get); later Gets of
+// them are answered from memory.
+func (tx *Tx) Prefetch(keys ...string) error {
+	var ops []clientv3.Op
+	var want []string
+	for _, k := range keys {
+		if _, ok := tx.cache[k]; ok || slices.Contains(want, k) {
+			continue
+		}
+		var opts []clientv3.OpOption
+		if tx.rev != 0 {
+			opts = append(opts, clientv3.WithRev(tx.rev))
+		}
+		ops = append(ops, clientv3.OpGet(k, opts...))
+		want = append(want, k)
+	}
+	if len(ops) == 0 {
+		return nil
+	}
+	resp, err := tx.kv.Txn(tx.ctx).Then(ops...).Commit()
+	if err != nil {
+		return fmt.Errorf("store: reading %d keys: %w", len(ops), err)
+	}
+	if tx.rev == 0 {
+		tx.rev = resp.Header.Revision
+	}
+	for i, r := range resp.Responses {
+		tx.record(want[i], r.GetResponseRange().Kvs)
+	}
+	return nil
 }
 
 // GetJSON reads key into v (guarded like Get). found is false if absent.
@@ -185,7 +231,7 @@ func newTx(ctx context.Context, s *Store) *Tx {
 	return &Tx{
 		ctx: ctx, kv: s.c.KV,
 		keys: map[string]int64{}, prefix: map[string]bool{}, create: map[string]bool{},
-		ops: map[string]clientv3.Op{},
+		ops: map[string]clientv3.Op{}, cache: map[string][]byte{},
 	}
 }
 
