@@ -64,12 +64,16 @@
 // jobs loaded both CPUs (load average 4-15), TestPrivilegedBenchCompare
 // (HDP_BENCH=1; two host namespaces, VM MTU 1450, runs alternating with a
 // Linux bridge + kernel VXLAN between the same kind of namespaces, medians
-// of 3): TCP throughput 0.48-0.70x the kernel's (2.8-4.1 vs 5.3-7.7
+// of 3): TCP throughput 0.48-0.70x the kernel's (2.8-4.5 vs 5.3-7.7
 // Gbit/s), ping RTT 2.3-2.8x (270-330 vs 118-138 µs), UDP 64-byte packets
-// received 0.37-0.54x. A TSO superframe of ~45 segments costs one read,
+// received 0.36-0.54x. A TSO superframe of ~45 segments costs one read,
 // two UDP GSO sends, one GRO receive per send and one write. Every RTT
 // crosses four goroutine wakeups (port reader, remote tunnel reader,
 // remote port reader, tunnel reader) where the kernel path wakes nobody.
+// System calls dominate the profile (~80% of the datapath's CPU, about
+// 10 µs each in this VM including the packet work the kernel does inside
+// them), so small packets are bound by the four calls per packet;
+// batching (recvmmsg/sendmmsg, TPACKET rings) is the next step for them.
 // Tried and dropped: blocking reads on the readers' own threads (worse:
 // 0.9 Gbit/s and 457 µs, as readers blocked in syscalls hold the Ps),
 // and draining a port just written to before parking, to save the wakeup
