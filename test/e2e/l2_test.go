@@ -362,20 +362,20 @@ func TestPrivilegedAgentRestart(t *testing.T) {
 	}
 }
 
-// TestPrivilegedFloodScope: broadcast on a network reaches the hosts that
-// have ports on it and no other host. host3 runs an agent with a port on
-// another network only; its UDP InDatagrams (VXLAN arrives over UDP) must
-// not move while vm1 broadcasts, while host2's must.
+// TestPrivilegedFloodScope: known unicast goes only to the destination's
+// host; broadcast reaches every host with a port on the network and no
+// other. VXLAN arrives over UDP, so each host's UDP InDatagrams counter
+// says what reached it.
 //
-//	net "n1" 10.20.0.0/24:  [host1] vm1 ── ping -b 10.20.0.255 ──▶ [host2] vm2
-//	net "n2" 10.21.0.0/24:                                         [host3] vm3
+//	net "n1" 10.20.0.0/24:  [host1] vm1 ──▶ [host2] vm2, [host3] vm4
+//	net "n2" 10.21.0.0/24:                                   [host4] vm3
 func TestPrivilegedFloodScope(t *testing.T) {
-	e := newEnv(t, 3)
+	e := newEnv(t, 4)
 	n1, s1 := e.network(t, "n1", "alpha", "10.20.0.0/24")
 	n2, s2 := e.network(t, "n2", "alpha", "10.21.0.0/24")
 	e.vm(t, "vm1", "host1", n1, s1, netip.MustParseAddr("10.20.0.11"))
 	e.vm(t, "vm2", "host2", n1, s1, netip.MustParseAddr("10.20.0.12"))
-	e.vm(t, "vm3", "host3", n2, s2, netip.MustParseAddr("10.21.0.13"))
+	e.vm(t, "vm3", "host4", n2, s2, netip.MustParseAddr("10.21.0.13"))
 	e.waitReach(t, "vm1", netip.MustParseAddr("10.20.0.12"), 10*time.Second)
 
 	udpIn := func(host string) int {
@@ -390,16 +390,36 @@ func TestPrivilegedFloodScope(t *testing.T) {
 		}
 		return n
 	}
+	// Known unicast goes straight to the destination's host: vm1 -> vm2
+	// must not reach host3, which has a port on n1 too (vm4).
+	e.vm(t, "vm4", "host3", n1, s1, netip.MustParseAddr("10.20.0.14"))
+	e.waitReach(t, "vm4", netip.MustParseAddr("10.20.0.11"), 10*time.Second)
+	e.waitReach(t, "vm1", netip.MustParseAddr("10.20.0.12"), 10*time.Second)
+	t.Run("unicast reaches only the destination's host", func(t *testing.T) {
+		h2, h3 := udpIn("host2"), udpIn("host3")
+		r, err := e.lab.PingDetail(e.ctx, "vm1", netip.MustParseAddr("10.20.0.12"), 20, 50*time.Millisecond, 3*time.Second)
+		if err != nil || r.Received < 18 {
+			t.Fatalf("vm1 -> vm2: %+v, %v", r, err)
+		}
+		d2, d3 := udpIn("host2")-h2, udpIn("host3")-h3
+		t.Logf("UDP datagrams received during 20 unicast echoes: host2 %d, host3 %d", d2, d3)
+		if d2 < 20 || d3 != 0 {
+			t.Errorf("unicast vm1 -> vm2: host2 got %d datagrams (want >= 20), host3 got %d (want 0)", d2, d3)
+		}
+	})
+
 	h2, h3 := udpIn("host2"), udpIn("host3")
 	const count = 20
 	// No replies (receivers ignore broadcast echoes): the exit status is 1.
 	e.lab.Exec(e.ctx, "vm1", "ping", "-n", "-b", "-c", strconv.Itoa(count), "-i", "0.05", "-W", "1", "10.20.0.255")
 	d2, d3 := udpIn("host2")-h2, udpIn("host3")-h3
 	t.Logf("UDP datagrams received during %d broadcasts: host2 %d, host3 %d", count, d2, d3)
-	if d2 < count {
-		t.Errorf("host2 (has a port on n1) received %d UDP datagrams, want >= %d: broadcasts not flooded to it", d2, count)
+	if d2 < count || d3 < count {
+		t.Errorf("hosts with a port on n1 received %d (host2) and %d (host3) UDP datagrams, want >= %d each: broadcasts not flooded to them", d2, d3, count)
 	}
-	if d3 != 0 {
-		t.Errorf("host3 (no port on n1) received %d UDP datagrams, want 0", d3)
+	h4 := udpIn("host4")
+	e.lab.Exec(e.ctx, "vm1", "ping", "-n", "-b", "-c", strconv.Itoa(count), "-i", "0.05", "-W", "1", "10.20.0.255")
+	if d4 := udpIn("host4") - h4; d4 != 0 {
+		t.Errorf("host4 (no port on n1) received %d UDP datagrams during broadcasts, want 0", d4)
 	}
 }
