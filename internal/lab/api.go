@@ -145,20 +145,20 @@ type FixedIP struct {
 }
 
 type Port struct {
-	ID           string            `json:"id,omitempty"`
-	Name         string            `json:"name,omitempty"`
-	NetworkID    string            `json:"network_id,omitempty"`
-	ProjectID    string            `json:"project_id,omitempty"`
-	MACAddress   string            `json:"mac_address,omitempty"`
-	FixedIPs     []FixedIP         `json:"fixed_ips,omitempty"`
-	HostID       string            `json:"binding:host_id,omitempty"`
-	Profile      map[string]string `json:"binding:profile,omitempty"`
-	Status       string            `json:"status,omitempty"`
-	AdminStateUp *bool             `json:"admin_state_up,omitempty"`
-	PortSecurity *bool             `json:"port_security_enabled,omitempty"`
-	DeviceOwner  string            `json:"device_owner,omitempty"`
-	DeviceID     string            `json:"device_id,omitempty"`
-	AllowedAddrs []map[string]any  `json:"allowed_address_pairs,omitempty"`
+	ID           string           `json:"id,omitempty"`
+	Name         string           `json:"name,omitempty"`
+	NetworkID    string           `json:"network_id,omitempty"`
+	ProjectID    string           `json:"project_id,omitempty"`
+	MACAddress   string           `json:"mac_address,omitempty"`
+	FixedIPs     []FixedIP        `json:"fixed_ips,omitempty"`
+	HostID       string           `json:"binding:host_id,omitempty"`
+	Profile      map[string]any   `json:"binding:profile,omitempty"`
+	Status       string           `json:"status,omitempty"`
+	AdminStateUp *bool            `json:"admin_state_up,omitempty"`
+	PortSecurity *bool            `json:"port_security_enabled,omitempty"`
+	DeviceOwner  string           `json:"device_owner,omitempty"`
+	DeviceID     string           `json:"device_id,omitempty"`
+	AllowedAddrs []map[string]any `json:"allowed_address_pairs,omitempty"`
 }
 
 type Agent struct {
@@ -170,7 +170,7 @@ type Agent struct {
 // InterfaceName is the host interface a port binds to: the profile's
 // interface_name, else "tap" + the first 11 characters of the port id.
 func (p Port) InterfaceName() string {
-	if n := p.Profile["interface_name"]; n != "" {
+	if n, _ := p.Profile["interface_name"].(string); n != "" {
 		return n
 	}
 	id := p.ID

@@ -293,7 +293,8 @@ func TestPortInterfaceName(t *testing.T) {
 		want string
 	}{
 		{name: "tap convention", port: Port{ID: "0123456789abcdef-0000"}, want: "tap0123456789a"},
-		{name: "profile wins", port: Port{ID: "0123456789abcdef", Profile: map[string]string{"interface_name": "vm-eth"}}, want: "vm-eth"},
+		{name: "profile wins", port: Port{ID: "0123456789abcdef", Profile: map[string]any{"interface_name": "vm-eth"}}, want: "vm-eth"},
+		{name: "profile without a name", port: Port{ID: "0123456789abcdef", Profile: map[string]any{"vnic": 3.0}}, want: "tap0123456789a"},
 		{name: "short id", port: Port{ID: "abc"}, want: "tapabc"},
 	}
 	for _, tt := range tests {
