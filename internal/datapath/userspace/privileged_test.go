@@ -601,3 +601,38 @@ func TestPrivilegedCloseStopsEverything(t *testing.T) {
 		return d2.Close()
 	})
 }
+
+// TestPrivilegedInterfaceVanishes deletes a bound interface under the
+// datapath (the VM and its veth go away before the agent unbinds the
+// port): the reader must neither spin nor stop the others, traffic on the
+// other host keeps its counters sane, RemovePort still works, and the name
+// can no longer be bound.
+func TestPrivilegedInterfaceVanishes(t *testing.T) {
+	requireRoot(t)
+	l := buildLab(t, "hdp-v-", true, 1450)
+	ping(t, nsName(l.prefix, "vm1"), l.vmIP[2], 2, 2)
+	run(t, "ip", "netns", "del", nsName(l.prefix, "vm2")) // takes hdp-tap2 with it
+	before := l.dp[2].Stats()
+	cpu0 := cpuTime()
+	time.Sleep(500 * time.Millisecond)
+	if used := cpuTime() - cpu0; used > 200*time.Millisecond {
+		t.Errorf("process used %v of CPU in 500 ms after the interface vanished: a reader spins", used)
+	}
+	if after := l.dp[2].Stats(); after.RxPackets != before.RxPackets {
+		t.Errorf("host2 RxPackets moved from %d to %d with its only port gone", before.RxPackets, after.RxPackets)
+	}
+	// vm1 still reaches host2's datapath, which now has nowhere to deliver.
+	ping(t, nsName(l.prefix, "vm1"), l.vmIP[2], 2, 0)
+	if err := l.dp[2].RemovePort(l.port[2]); err != nil {
+		t.Errorf("RemovePort after the interface vanished = %v", err)
+	}
+	if _, err := l.dp[2].AddPort("hdp-tap2"); !errors.Is(err, ErrNoInterface) {
+		t.Errorf("AddPort(hdp-tap2) = %v, want ErrNoInterface", err)
+	}
+}
+
+func cpuTime() time.Duration {
+	var ru unix.Rusage
+	_ = unix.Getrusage(unix.RUSAGE_SELF, &ru)
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
