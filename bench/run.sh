@@ -31,7 +31,8 @@
 # with hivenet/kernel ratios is printed at the end.
 #
 # Usage: sudo bench/run.sh     (env: RUNS=3 DUR=5 PING_COUNT=20 FP_RUNS=5 DATAPATH=,
-#        ONLY=kernel|hivenet to run one side only)
+#        ONLY=kernel|hivenet to run one side only, HIVENET_BIN=path to use a
+#        prebuilt hivenet instead of building ./cmd/hivenet)
 # Needs: root, iproute2, iperf3, jq, curl, dhclient, ping, go (to build).
 set -euo pipefail
 
@@ -59,7 +60,8 @@ VM1_IP=10.40.0.11 VM2_IP=10.40.0.12
 BIN="$OUT/hivenet"
 
 [ "$(id -u)" = 0 ] || { echo "bench/run.sh: needs root" >&2; exit 1; }
-for t in ip iperf3 jq curl dhclient ping go; do
+[ -n "${HIVENET_BIN:-}" ] || command -v go >/dev/null || { echo "bench/run.sh: needs go (or HIVENET_BIN)" >&2; exit 1; }
+for t in ip iperf3 jq curl dhclient ping; do
     command -v "$t" >/dev/null || { echo "bench/run.sh: needs $t" >&2; exit 1; }
 done
 
@@ -201,8 +203,12 @@ trap 'exit 130' INT TERM
 
 ONLY=${ONLY:-}
 if [ "$ONLY" != kernel ]; then
-    lb_log "building hivenet"
-    (cd "$REPO" && go build -o "$BIN" ./cmd/hivenet)
+    if [ -n "${HIVENET_BIN:-}" ]; then
+        cp "$HIVENET_BIN" "$BIN"
+    else
+        lb_log "building hivenet"
+        (cd "$REPO" && go build -o "$BIN" ./cmd/hivenet)
+    fi
 fi
 
 # ------------------------------------------------------------ measure ----
