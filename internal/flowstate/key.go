@@ -2,6 +2,7 @@ package flowstate
 
 import (
 	"net/netip"
+	"strconv"
 
 	"hivenet/internal/packet"
 )
@@ -61,4 +62,23 @@ func RouterZone(routerID string) uint32 {
 		h = (h ^ uint32(routerID[i])) * 16777619
 	}
 	return h | 0x80000000 // never collides with a 24-bit bridge flood key
+}
+
+// String formats k for traces and the CLI, e.g.
+// "zone 7 tcp 10.0.0.5:40000 > 192.0.2.1:80".
+func (k Key) String() string {
+	var proto string
+	switch k.Proto {
+	case packet.ProtoTCP:
+		proto = "tcp"
+	case packet.ProtoUDP:
+		proto = "udp"
+	case packet.ProtoICMP:
+		proto = "icmp"
+	default:
+		proto = "proto " + strconv.Itoa(int(k.Proto))
+	}
+	src := netip.AddrPortFrom(k.SrcAddr(), k.SrcPort)
+	dst := netip.AddrPortFrom(k.DstAddr(), k.DstPort)
+	return "zone " + strconv.FormatUint(uint64(k.Zone), 10) + " " + proto + " " + src.String() + " > " + dst.String()
 }
