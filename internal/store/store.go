@@ -148,16 +148,17 @@ type WatchBatch struct {
 
 // WatchTopology streams topology and state changes after fromRev. Each
 // etcd watch response that touches topology or state keys becomes one
-// batch; Rev is the revision of its last event (resume from there). The
-// channel is closed when ctx is done or after a batch with Err.
-// Undecodable values are logged and skipped.
+// batch; Rev is the revision of its last event (resume from there).
+// Transient failures (a lost leader, a broken connection) are retried
+// internally from the last revision delivered, so the stream has no gap.
+// The channel is closed when ctx is done, or after a batch with Err: the
+// requested history was compacted (errors.Is(Err, ErrCompacted): reload
+// with LoadTopology) or the Store was closed. Undecodable values are
+// logged and skipped.
 func (s *Store) WatchTopology(ctx context.Context, fromRev int64) <-chan WatchBatch {
 	out := make(chan WatchBatch, 16)
 	go func() {
 		defer close(out)
-		wctx, cancel := context.WithCancel(clientv3.WithRequireLeader(ctx))
-		defer cancel()
-		wch := s.c.Watch(wctx, Root, clientv3.WithPrefix(), clientv3.WithRev(fromRev+1))
 		send := func(b WatchBatch) bool {
 			select {
 			case out <- b:
@@ -166,45 +167,78 @@ func (s *Store) WatchTopology(ctx context.Context, fromRev int64) <-chan WatchBa
 				return false
 			}
 		}
-		for resp := range wch {
-			if err := resp.Err(); err != nil {
-				if resp.CompactRevision != 0 || errors.Is(err, rpctypes.ErrCompacted) {
-					err = fmt.Errorf("%w (watch from %d, compacted at %d): %w", ErrCompacted, fromRev+1, resp.CompactRevision, err)
-				} else {
-					err = fmt.Errorf("store: watch: %w", err)
-				}
-				send(WatchBatch{Rev: resp.Header.Revision, Err: err})
+		last := fromRev // last revision delivered
+		backoff := 50 * time.Millisecond
+		for ctx.Err() == nil {
+			err := s.watchOnce(ctx, &last, send)
+			switch {
+			case ctx.Err() != nil:
+				return
+			case errors.Is(err, ErrCompacted):
+				send(WatchBatch{Rev: last, Err: err})
+				return
+			case s.c.Ctx().Err() != nil:
+				send(WatchBatch{Rev: last, Err: fmt.Errorf("store: watch: client closed: %w", err)})
 				return
 			}
-			var b WatchBatch
-			for _, ev := range resp.Events {
-				var val []byte
-				if ev.Type == clientv3.EventTypePut {
-					val = ev.Kv.Value
-				}
-				c, ok, err := DecodeChange(string(ev.Kv.Key), val)
-				if err != nil {
-					s.log.Warn("skipping undecodable topology object", "key", string(ev.Kv.Key), "err", err)
-					continue
-				}
-				if ok {
-					b.Changes = append(b.Changes, c)
-				}
-				b.Rev = ev.Kv.ModRevision
-			}
-			if len(b.Changes) == 0 {
-				continue
-			}
-			if !send(b) {
+			s.log.Warn("topology watch interrupted, resuming", "from_rev", last+1, "err", err)
+			select {
+			case <-time.After(backoff):
+			case <-ctx.Done():
 				return
 			}
-		}
-		if ctx.Err() == nil {
-			// The client closed the watch (e.g. lost its leader).
-			send(WatchBatch{Err: errors.New("store: watch closed")})
+			if backoff < 2*time.Second {
+				backoff *= 2
+			}
 		}
 	}()
 	return out
+}
+
+// watchOnce runs one etcd watch from *last+1 until it fails, advancing
+// *last as batches are delivered. It returns why it stopped.
+func (s *Store) watchOnce(ctx context.Context, last *int64, send func(WatchBatch) bool) error {
+	wctx, cancel := context.WithCancel(clientv3.WithRequireLeader(ctx))
+	defer cancel()
+	from := *last + 1
+	for resp := range s.c.Watch(wctx, Root, clientv3.WithPrefix(), clientv3.WithRev(from)) {
+		if err := resp.Err(); err != nil {
+			if resp.CompactRevision != 0 || errors.Is(err, rpctypes.ErrCompacted) {
+				return fmt.Errorf("%w (watch from %d, compacted at %d): %w", ErrCompacted, from, resp.CompactRevision, err)
+			}
+			return err
+		}
+		var b WatchBatch
+		for _, ev := range resp.Events {
+			var val []byte
+			if ev.Type == clientv3.EventTypePut {
+				val = ev.Kv.Value
+			}
+			c, ok, err := DecodeChange(string(ev.Kv.Key), val)
+			if err != nil {
+				s.log.Warn("skipping undecodable topology object", "key", string(ev.Kv.Key), "err", err)
+				continue
+			}
+			if ok {
+				b.Changes = append(b.Changes, c)
+			}
+			b.Rev = ev.Kv.ModRevision
+		}
+		if len(b.Changes) == 0 {
+			if b.Rev > *last {
+				*last = b.Rev // nothing for the agent, but no need to replay it
+			}
+			continue
+		}
+		if !send(b) {
+			return ctx.Err()
+		}
+		*last = b.Rev
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	return errors.New("watch channel closed")
 }
 
 // ListHosts returns the live hosts, sorted by name.
