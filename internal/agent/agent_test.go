@@ -50,8 +50,8 @@ func (f *ifaces) set(name string, idx int) {
 }
 
 type testHost struct {
-	a  *Agent
-	dp *fake.Datapath
+	a   *Agent
+	dp  *fake.Datapath
 	if_ *ifaces
 }
 
