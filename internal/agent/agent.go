@@ -112,7 +112,7 @@ type Agent struct {
 	stats  counters
 
 	// Owned by the loop goroutine.
-	sess   *store.Session
+	sess    *store.Session
 	bound   map[string]*binding
 	uplinks map[string]*uplink // by physnet
 	floods  map[uint32]floodSet
@@ -146,13 +146,13 @@ func New(cfg Config) (*Agent, error) {
 		return nil, err
 	}
 	a := &Agent{
-		cfg:    cfg,
-		log:    cfg.Logger,
-		dp:     cfg.Datapath,
+		cfg:     cfg,
+		log:     cfg.Logger,
+		dp:      cfg.Datapath,
 		learnq:  make(chan learned, 1024),
 		bound:   map[string]*binding{},
 		uplinks: map[string]*uplink{},
-		floods: map[uint32]floodSet{},
+		floods:  map[uint32]floodSet{},
 	}
 	a.snap.Store(topology.Empty())
 	a.ports.Store(&portIndex{byNo: map[datapath.PortNo]string{}, byID: map[string]datapath.PortNo{}})
