@@ -3,6 +3,7 @@ package translate
 import (
 	"fmt"
 	"net/netip"
+	"slices"
 	"strconv"
 
 	"hivenet/internal/topology"
@@ -33,7 +34,16 @@ func Bridge(n *Network) *topology.Bridge {
 		AdminUp:   n.AdminStateUp,
 		FloodKey:  n.SegmentationID,
 		MTU:       n.MTU,
+		External:  n.External,
+		PhysNet:   strOrEmpty(n.PhysicalNetwork),
 	}
+}
+
+func strOrEmpty(s *string) string {
+	if s == nil {
+		return ""
+	}
+	return *s
 }
 
 // TopoSubnet translates a subnet; the subnet must have passed
@@ -110,6 +120,15 @@ func TopoPort(p *Port) (*topology.Port, error) {
 		TunnelKey:     p.TunnelKey,
 		DeviceOwner:   p.DeviceOwner,
 	}
+	if IsRouterPort(p) {
+		tp.RouterID = p.DeviceID
+	}
+	if len(p.SecurityGroups) > 0 {
+		tp.SecurityGroups = slices.Clone(p.SecurityGroups)
+	}
+	if HasChains(p) {
+		tp.InboundChain, tp.OutboundChain = InboundChainID(p.ID), OutboundChainID(p.ID)
+	}
 	for _, f := range p.FixedIPs {
 		a, err := netip.ParseAddr(f.IPAddress)
 		if err != nil {
@@ -184,8 +203,13 @@ func InterfaceIndex(host, ifname string) string { return "iface/" + host + "/" +
 func DHCPOwner(subnetID string) string { return "dhcp:" + subnetID }
 
 // NetworkIndexes returns the index keys a network owns.
+// and, for a flat network, its physical network.
 func NetworkIndexes(n *Network) []string {
-	return []string{TunnelKeyIndex(n.SegmentationID)}
+	out := []string{TunnelKeyIndex(n.SegmentationID)}
+	if n.NetworkType == "flat" && n.PhysicalNetwork != nil {
+		out = append(out, PhysNetIndex(*n.PhysicalNetwork))
+	}
+	return out
 }
 
 // SubnetIndexes returns the index keys a subnet owns: its DHCP server
@@ -203,7 +227,9 @@ func SubnetIndexes(s *Subnet) []string {
 
 // PortIndexes returns the index keys a port owns: its MAC, each fixed
 // address, its tunnel key, its membership of the network and, when bound
-// to a host, its interface there.
+// to a host, its interface there; its membership of each security group;
+// for a router's port its membership of the router and, for an
+// interface, of each subnet it is on.
 func PortIndexes(p *Port) []string {
 	out := []string{MACIndex(p.NetworkID, p.MACAddress), TunnelKeyIndex(p.TunnelKey), NetworkPortIndex(p.NetworkID, p.ID)}
 	if p.HostID != "" {
@@ -212,6 +238,19 @@ func PortIndexes(p *Port) []string {
 	for _, f := range p.FixedIPs {
 		if a, err := netip.ParseAddr(f.IPAddress); err == nil {
 			out = append(out, IPIndex(p.NetworkID, a))
+		}
+	}
+	for _, g := range p.SecurityGroups {
+		out = append(out, SGMemberIndex(g, p.ID))
+	}
+	if IsRouterPort(p) {
+		out = append(out, RouterPortIndex(p.DeviceID, p.ID))
+		if p.DeviceOwner == OwnerRouterInterface {
+			for _, f := range p.FixedIPs {
+				if k := SubnetRouterIndex(f.SubnetID, p.ID); !slices.Contains(out, k) {
+					out = append(out, k)
+				}
+			}
 		}
 	}
 	return out

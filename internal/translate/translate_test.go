@@ -215,6 +215,7 @@ func TestTopoPort(t *testing.T) {
 				FixedIPs: []topology.FixedIP{{SubnetID: "s1", Addr: netip.MustParseAddr("10.0.0.5")}},
 				AdminUp:  true, PortSecurity: true, AllowedAddressPairs: tt.wantPairs, HostID: "h1",
 				InterfaceName: tt.wantIface, TunnelKey: 9,
+				InboundChain: "in-" + p.ID, OutboundChain: "out-" + p.ID,
 			}
 			if !reflect.DeepEqual(got, want) {
 				t.Errorf("TopoPort = %+v\nwant %+v", got, want)
