@@ -23,37 +23,47 @@ type NATEntry struct {
 // shows and what the agent keeps on local disk (AppendSnapshot) so that a
 // restart loses no connection.
 type Dump struct {
+	// At is when the entries were read (unix nanoseconds): set by
+	// ParseSnapshot to the time the snapshot was written.
+	At    int64
 	Conns []ConnEntry
 	NATs  []NATEntry
 }
 
 // The snapshot format (big-endian):
 //
-//	magic "hvfs" (4) | version (1) | reserved, 0 (3) | nConns (4) | nNATs (4)
+//	magic "hvfs" (4) | version (1) | reserved, 0 (3) | written at (8) | nConns (4) | nNATs (4)
 //	nConns × (key (41) | age (8))
 //	nNATs  × (orig key (41) | xlat key (41) | age (8))
 //	CRC-32 (IEEE) of all the bytes before it (4)
 //
 // Key records are those of replication messages, always with 16-byte
-// addresses. Ages (now − Last, at least 0) make the file independent of
-// the clock origin: ParseSnapshot sets Last = its now − age.
+// addresses. "Written at" is the writer's now (unix nanoseconds, not
+// negative) and ages are now − Last (at least 0). ParseSnapshot sets
+// Last = written at − age, so the time the agent was down counts as idle
+// time; if the clock went backwards (written at is after the reader's
+// now) it uses the reader's now instead, so no entry is dated in the
+// future.
 
 // SnapshotVersion is the version byte of the snapshots AppendSnapshot writes.
 const SnapshotVersion = 1
 
 const (
 	snapMagic      = "hvfs"
-	snapHeaderSize = 4 + 1 + 3 + 4 + 4
+	snapHeaderSize = 4 + 1 + 3 + 8 + 4 + 4
 	snapConnSize   = keySize16 + 8
 	snapNATSize    = 2*keySize16 + 8
 	maxSnapAge     = 1 << 62 // ~146 years: anything older is corruption
 )
 
-// AppendSnapshot appends the encoding of d, taken at time now, to b.
+// AppendSnapshot appends the encoding of d, written at time now (unix
+// nanoseconds; a negative now is taken as 0), to b. d.At is not used.
 func AppendSnapshot(b []byte, d *Dump, now int64) []byte {
+	now = max(now, 0)
 	start := len(b)
 	b = append(b, snapMagic...)
 	b = append(b, SnapshotVersion, 0, 0, 0)
+	b = binary.BigEndian.AppendUint64(b, uint64(now))
 	b = binary.BigEndian.AppendUint32(b, uint32(len(d.Conns)))
 	b = binary.BigEndian.AppendUint32(b, uint32(len(d.NATs)))
 	age := func(last int64) uint64 {
@@ -74,13 +84,14 @@ func AppendSnapshot(b []byte, d *Dump, now int64) []byte {
 	return binary.BigEndian.AppendUint32(b, crc32.ChecksumIEEE(b[start:]))
 }
 
-// ParseSnapshot decodes a snapshot into d (reusing its slices), setting
-// each Last to now minus the stored age. On error d is left empty and the
+// ParseSnapshot decodes a snapshot into d (reusing its slices), read at
+// now: d.At is the time it was written and each Last is d.At, or now if
+// earlier, minus the entry's age. On error d is left empty and the
 // error wraps ErrBadMessage; the whole buffer is checked (length, CRC)
 // before anything is decoded, so a torn or corrupted file gives an error,
 // never partial state.
 func ParseSnapshot(b []byte, now int64, d *Dump) error {
-	d.Conns, d.NATs = d.Conns[:0], d.NATs[:0]
+	d.At, d.Conns, d.NATs = 0, d.Conns[:0], d.NATs[:0]
 	if len(b) < snapHeaderSize+4 {
 		return fmt.Errorf("%w: snapshot truncated (%d bytes)", ErrBadMessage, len(b))
 	}
@@ -93,7 +104,11 @@ func ParseSnapshot(b []byte, now int64, d *Dump) error {
 	if b[5]|b[6]|b[7] != 0 {
 		return fmt.Errorf("%w: snapshot reserved bytes set", ErrBadMessage)
 	}
-	nc, nn := uint64(binary.BigEndian.Uint32(b[8:])), uint64(binary.BigEndian.Uint32(b[12:]))
+	written := binary.BigEndian.Uint64(b[8:])
+	if written > 1<<63-1 {
+		return fmt.Errorf("%w: snapshot written at a negative time", ErrBadMessage)
+	}
+	nc, nn := uint64(binary.BigEndian.Uint32(b[16:])), uint64(binary.BigEndian.Uint32(b[20:]))
 	if want := snapHeaderSize + nc*snapConnSize + nn*snapNATSize + 4; uint64(len(b)) != want {
 		return fmt.Errorf("%w: snapshot of %d conns and %d bindings needs %d bytes, have %d", ErrBadMessage, nc, nn, want, len(b))
 	}
@@ -102,6 +117,7 @@ func ParseSnapshot(b []byte, now int64, d *Dump) error {
 		return fmt.Errorf("%w: snapshot checksum mismatch", ErrBadMessage)
 	}
 	body = body[snapHeaderSize:]
+	at := min(int64(written), now)
 	conns, nats := d.Conns, d.NATs
 	for range nc {
 		var e ConnEntry
@@ -111,7 +127,7 @@ func ParseSnapshot(b []byte, now int64, d *Dump) error {
 		if age > maxSnapAge {
 			return fmt.Errorf("%w: snapshot entry age %d", ErrBadMessage, age)
 		}
-		e.Last = now - int64(age)
+		e.Last = at - int64(age)
 		conns = append(conns, e)
 	}
 	for range nn {
@@ -123,9 +139,9 @@ func ParseSnapshot(b []byte, now int64, d *Dump) error {
 		if age > maxSnapAge {
 			return fmt.Errorf("%w: snapshot entry age %d", ErrBadMessage, age)
 		}
-		e.Last = now - int64(age)
+		e.Last = at - int64(age)
 		nats = append(nats, e)
 	}
-	d.Conns, d.NATs = conns, nats
+	d.At, d.Conns, d.NATs = int64(written), conns, nats
 	return nil
 }
