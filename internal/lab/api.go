@@ -159,6 +159,9 @@ type Port struct {
 	DeviceOwner  string           `json:"device_owner,omitempty"`
 	DeviceID     string           `json:"device_id,omitempty"`
 	AllowedAddrs []map[string]any `json:"allowed_address_pairs,omitempty"`
+	// SecurityGroups: nil sends nothing (the project's default group);
+	// to clear the groups send "security_groups": [] with UpdatePort.
+	SecurityGroups []string `json:"security_groups,omitempty"`
 }
 
 type Agent struct {

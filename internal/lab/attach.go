@@ -41,7 +41,12 @@ func (l *Lab) AttachPort(ctx context.Context, vmName, host, idOrName string) (Po
 func (l *Lab) WriteStatus(ctx context.Context, w io.Writer) error {
 	fmt.Fprintf(w, "lab %s (run dir %s)\n", l.cfg.Prefix, l.cfg.RunDir)
 	fmt.Fprintf(w, "API   %s  (server in netns %s: %s)\n", l.APIURL(), l.ctlNS(), l.procState("server"))
-	fmt.Fprintf(w, "etcd  %s\n\n", l.EtcdURL())
+	fmt.Fprintf(w, "etcd  %s\n", l.EtcdURL())
+	if ns := l.OutsideNetns(); ns != "" {
+		fmt.Fprintf(w, "outside netns %s: upstream router %s, internet %s; gateways %v bind %s as %s\n",
+			ns, l.ExternalGateway(), l.Internet(), l.Gateways(), UplinkIf, l.PhysNet())
+	}
+	fmt.Fprintln(w)
 	alive := map[string]bool{}
 	agents, apiErr := l.api().Agents(ctx)
 	for _, a := range agents {
@@ -106,6 +111,10 @@ func (l *Lab) HowTo() string {
 		if i == 0 {
 			fmt.Fprintf(&b, "  ip netns exec %s ip -br addr; ip netns exec %s ping <address>\n", v.Netns, v.Netns)
 		}
+	}
+	if ns := l.OutsideNetns(); ns != "" {
+		fmt.Fprintf(&b, "  # external network: router:external, flat, provider:physical_network %s, subnet %s gateway %s\n", l.PhysNet(), l.ExternalCIDR(), l.ExternalGateway())
+		fmt.Fprintf(&b, "  ip netns exec %s ping <floating IP>   # the outside (internet %s)\n", ns, l.Internet())
 	}
 	fmt.Fprintf(&b, "  hivenet lab vm add NAME --host host1 --port PORT  --prefix %s\n", l.cfg.Prefix)
 	fmt.Fprintf(&b, "  hivenet lab status --prefix %s; hivenet lab down --prefix %s\n", l.cfg.Prefix, l.cfg.Prefix)

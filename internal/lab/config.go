@@ -9,6 +9,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -28,6 +29,11 @@ const (
 	maxPrefixLen = 10
 	// maxNameLen bounds host and VM names (namespace names stay readable).
 	maxNameLen = 32
+	// DefaultPhysNet is the external network's physical network.
+	DefaultPhysNet = "physnet1"
+	// UplinkIf is the gateway hosts' interface towards the outside
+	// namespace, bound by their agents as the physnet's uplink.
+	UplinkIf = "ext0"
 )
 
 var (
@@ -35,6 +41,11 @@ var (
 	DefaultUnderlayCIDR = netip.MustParsePrefix("10.250.0.0/24")
 	// APILinkPool is where the /30 of the root<->ctl API link is taken from.
 	APILinkPool = netip.MustParsePrefix("10.251.0.0/16")
+	// DefaultExternalCIDR is the external network's subnet (TEST-NET-3).
+	DefaultExternalCIDR = netip.MustParsePrefix("203.0.113.0/24")
+	// DefaultInternet is the "internet" address behind the upstream
+	// router (TEST-NET-2).
+	DefaultInternet = netip.MustParseAddr("198.51.100.1")
 )
 
 // ErrConfig is wrapped by every Config validation error.
@@ -78,6 +89,23 @@ type Config struct {
 	StartTimeout time.Duration
 	// Logger receives the lab's state changes (default: discard).
 	Logger *slog.Logger
+
+	// Gateways are the hosts (host1..N) wired to the "outside" namespace:
+	// each gets a veth whose host end, UplinkIf, its agent binds as the
+	// uplink of PhysNet (--bridge-mappings PHYSNET:UPLINKIF). Empty: no
+	// outside namespace, no external network.
+	Gateways []string
+	// PhysNet is the physical network name of the external network
+	// (default "physnet1").
+	PhysNet string
+	// ExternalCIDR is the external network's subnet (default
+	// 203.0.113.0/24, TEST-NET-3); the outside namespace holds its first
+	// address as the upstream router's.
+	ExternalCIDR netip.Prefix
+	// Internet is an address behind the upstream router, on the outside
+	// namespace's loopback (default 198.51.100.1, TEST-NET-2): what a VM
+	// reaches "on the internet" through SNAT.
+	Internet netip.Addr
 }
 
 // Token is one X-Auth-Token the lab's server accepts, in the server's
@@ -123,6 +151,16 @@ func (c Config) withDefaults() (Config, error) {
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
 	}
+	if c.PhysNet == "" {
+		c.PhysNet = DefaultPhysNet
+	}
+	if !c.ExternalCIDR.IsValid() {
+		c.ExternalCIDR = DefaultExternalCIDR
+	}
+	c.ExternalCIDR = c.ExternalCIDR.Masked()
+	if !c.Internet.IsValid() {
+		c.Internet = DefaultInternet
+	}
 	return c, nil
 }
 
@@ -166,8 +204,51 @@ func (c Config) Validate() error {
 	if c.StartTimeout < 0 {
 		return fmt.Errorf("%w: start timeout %v is negative", ErrConfig, c.StartTimeout)
 	}
+	return c.validateExternal()
+}
+
+// validateExternal checks the gateway hosts and the external addressing.
+func (c Config) validateExternal() error {
+	seen := map[string]bool{}
+	for _, g := range c.Gateways {
+		i, err := hostIndex(g)
+		if err != nil || i < 1 || i > c.Hosts {
+			return fmt.Errorf("%w: gateway %q: not one of host1..host%d", ErrConfig, g, c.Hosts)
+		}
+		if seen[g] {
+			return fmt.Errorf("%w: gateway %q listed twice", ErrConfig, g)
+		}
+		seen[g] = true
+	}
+	if c.PhysNet == "" || strings.ContainsAny(c.PhysNet, ":, \t") {
+		return fmt.Errorf("%w: physnet %q: need a name without ':', ',' or spaces", ErrConfig, c.PhysNet)
+	}
+	if !c.ExternalCIDR.Addr().Is4() || c.ExternalCIDR.Bits() > 28 {
+		return fmt.Errorf("%w: external CIDR %s: need an IPv4 prefix of /28 or larger", ErrConfig, c.ExternalCIDR)
+	}
+	if !c.Internet.Is4() || c.ExternalCIDR.Contains(c.Internet) {
+		return fmt.Errorf("%w: internet address %s: need an IPv4 address outside the external CIDR %s", ErrConfig, c.Internet, c.ExternalCIDR)
+	}
+	for _, p := range []netip.Prefix{c.UnderlayCIDR, APILinkPool} {
+		if p.Overlaps(c.ExternalCIDR) || p.Contains(c.Internet) {
+			return fmt.Errorf("%w: external addressing %s / %s overlaps %s", ErrConfig, c.ExternalCIDR, c.Internet, p)
+		}
+	}
 	return nil
 }
+
+// hostIndex returns i of "host<i>".
+func hostIndex(name string) (int, error) {
+	rest, ok := strings.CutPrefix(name, "host")
+	if !ok {
+		return 0, fmt.Errorf("lab: %q is not a host name", name)
+	}
+	return strconv.Atoi(rest)
+}
+
+// ExternalGateway is the upstream router's address on the external
+// network (the first address of cidr), held by the outside namespace.
+func ExternalGateway(cidr netip.Prefix) netip.Addr { return addN(cidr.Masked().Addr(), 1) }
 
 func validPrefix(p string) error {
 	if p == "" || len(p) > maxPrefixLen {

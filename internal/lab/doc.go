@@ -42,6 +42,14 @@
 // namespaces. Cleanup matches names by string prefix, so no running lab's
 // prefix may start with another's ("hn-" and "hn-x-" clash).
 //
+// With Config.Gateways (e.g. [host3]) the lab also builds an "outside"
+// namespace, <prefix>out, playing the upstream router (203.0.113.1 on
+// bridge br-ext) and the internet (198.51.100.1 on its loopback), wired to
+// each gateway host by a veth whose host end, ext0, that host's agent binds
+// with --bridge-mappings physnet1:ext0. CreateExternalNetwork creates the
+// matching flat router:external network through the API; ServeTCP,
+// DialTCP, StartIperfServer and Iperf run traffic inside any lab namespace.
+//
 // # Lifecycle and leftovers
 //
 // Processes are started with `ip netns exec NS ...` in their own session,

@@ -53,6 +53,10 @@ type state struct {
 	Datapath     string       `json:"datapath,omitempty"`
 	Tokens       []Token      `json:"tokens,omitempty"`
 	Hosts        []Host       `json:"hosts"`
+	Gateways     []string     `json:"gateways,omitempty"`
+	PhysNet      string       `json:"physnet,omitempty"`
+	ExternalCIDR netip.Prefix `json:"external_cidr,omitzero"`
+	Internet     netip.Addr   `json:"internet,omitzero"`
 	VMs          []VM         `json:"vms"`
 	Started      time.Time    `json:"started"`
 	// OwnerPID is the process that tears the lab down when it ends (the
@@ -91,6 +95,10 @@ func New(cfg Config) (*Lab, error) {
 		Datapath:     cfg.Datapath,
 		Tokens:       cfg.Tokens,
 		EtcdURL:      fmt.Sprintf("http://%s:%d", ctlAddr(cfg.UnderlayCIDR), EtcdPort),
+		Gateways:     cfg.Gateways,
+		PhysNet:      cfg.PhysNet,
+		ExternalCIDR: cfg.ExternalCIDR,
+		Internet:     cfg.Internet,
 	}
 	for i := 1; i <= cfg.Hosts; i++ {
 		n := HostName(i)
@@ -118,6 +126,7 @@ func Load(runDir string, logger *slog.Logger) (*Lab, error) {
 	l, err := New(Config{
 		Prefix: st.Prefix, Hosts: len(st.Hosts), UnderlayCIDR: st.UnderlayCIDR, APILink: st.APILink,
 		RunDir: runDir, Binary: st.Binary, Datapath: st.Datapath, AdminToken: st.AdminToken, Tokens: st.Tokens, Logger: logger,
+		Gateways: st.Gateways, PhysNet: st.PhysNet, ExternalCIDR: st.ExternalCIDR, Internet: st.Internet,
 	})
 	if err != nil {
 		return nil, err
@@ -303,6 +312,9 @@ func (l *Lab) UpNetwork(ctx context.Context) error {
 	if err := l.addAPILink(ctx); err != nil {
 		return err
 	}
+	if err := l.addOutside(ctx); err != nil {
+		return err
+	}
 	l.log.Info("lab network up", "hosts", l.cfg.Hosts, "underlay", l.cfg.UnderlayCIDR, "api_link", l.st.APILink)
 	return nil
 }
@@ -423,6 +435,9 @@ func (l *Lab) StartAgent(ctx context.Context, host string) error {
 	}
 	if l.cfg.Datapath != "" {
 		argv = append(argv, "--datapath", l.cfg.Datapath)
+	}
+	if l.IsGateway(h.Name) {
+		argv = append(argv, "--bridge-mappings", l.cfg.PhysNet+":"+UplinkIf)
 	}
 	_, err = l.startProc(h.AgentName, h.Netns, append(argv, l.cfg.AgentArgs...)...)
 	return err
@@ -636,6 +651,8 @@ func nsOrder(prefix, ns string) int {
 		return 3
 	case "ctl":
 		return 2
+	case "out":
+		return 1
 	}
 	if strings.HasPrefix(strings.TrimPrefix(ns, prefix), "host") {
 		return 1

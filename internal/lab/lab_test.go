@@ -56,6 +56,23 @@ func TestConfigDefaultsAndValidate(t *testing.T) {
 		{name: "token with a space", cfg: Config{Binary: "x", Tokens: []Token{{Token: "t 1", ProjectID: "alpha"}}}, wantErr: true},
 		{name: "relative run dir", cfg: Config{Binary: "x", RunDir: "run"}, wantErr: true},
 		{name: "root run dir", cfg: Config{Binary: "x", RunDir: "/"}, wantErr: true},
+		{name: "external defaults", cfg: Config{Binary: "x", Gateways: []string{"host3"}},
+			check: func(t *testing.T, c Config) {
+				if c.PhysNet != "physnet1" || c.ExternalCIDR != DefaultExternalCIDR || c.Internet != DefaultInternet {
+					t.Errorf("external defaults = %q %s %s", c.PhysNet, c.ExternalCIDR, c.Internet)
+				}
+				if g := ExternalGateway(c.ExternalCIDR); g != netip.MustParseAddr("203.0.113.1") {
+					t.Errorf("ExternalGateway = %s", g)
+				}
+			}},
+		{name: "two gateways", cfg: Config{Binary: "x", Gateways: []string{"host2", "host3"}}},
+		{name: "gateway beyond the hosts", cfg: Config{Binary: "x", Gateways: []string{"host4"}}, wantErr: true},
+		{name: "gateway not a host name", cfg: Config{Binary: "x", Gateways: []string{"gw"}}, wantErr: true},
+		{name: "gateway twice", cfg: Config{Binary: "x", Gateways: []string{"host1", "host1"}}, wantErr: true},
+		{name: "physnet with a colon", cfg: Config{Binary: "x", PhysNet: "phys:1"}, wantErr: true},
+		{name: "external CIDR too small", cfg: Config{Binary: "x", ExternalCIDR: netip.MustParsePrefix("203.0.113.0/30")}, wantErr: true},
+		{name: "internet inside external CIDR", cfg: Config{Binary: "x", Internet: netip.MustParseAddr("203.0.113.9")}, wantErr: true},
+		{name: "external CIDR overlaps underlay", cfg: Config{Binary: "x", ExternalCIDR: netip.MustParsePrefix("10.250.0.0/16")}, wantErr: true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -458,6 +475,55 @@ func TestRemoveRunFiles(t *testing.T) {
 				t.Errorf("run dir after removeRunFiles: %v, %v; want only notes.txt", entries, err)
 			case !tt.foreign && !os.IsNotExist(err):
 				t.Errorf("run dir still there: %v, %v", entries, err)
+			}
+		})
+	}
+}
+
+func TestParseBanner(t *testing.T) {
+	tests := []struct {
+		name    string
+		in      string
+		want    TCPReply
+		wantErr bool
+	}{
+		{name: "name and peer", in: "vm1 203.0.113.10:40000\n", want: TCPReply{Server: "vm1", Peer: netip.MustParseAddrPort("203.0.113.10:40000")}},
+		{name: "no peer", in: "vm1\n", wantErr: true},
+		{name: "bad peer", in: "vm1 nowhere\n", wantErr: true},
+		{name: "empty", in: "", wantErr: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := parseBanner(tt.in)
+			if (err != nil) != tt.wantErr {
+				t.Fatalf("parseBanner(%q) error = %v, wantErr %v", tt.in, err, tt.wantErr)
+			}
+			if err == nil && got != tt.want {
+				t.Errorf("parseBanner(%q) = %+v, want %+v", tt.in, got, tt.want)
+			}
+		})
+	}
+}
+
+func TestParseIperf(t *testing.T) {
+	tests := []struct {
+		name    string
+		in      string
+		want    IperfResult
+		wantErr bool
+	}{
+		{name: "result", in: `{"end":{"sum_sent":{"retransmits":3},"sum_received":{"bits_per_second":2.5e9}}}`, want: IperfResult{Gbps: 2.5, Retransmits: 3}},
+		{name: "iperf error", in: `{"error":"unable to connect to server"}`, wantErr: true},
+		{name: "not JSON", in: `iperf3: error`, wantErr: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := parseIperf([]byte(tt.in))
+			if (err != nil) != tt.wantErr {
+				t.Fatalf("parseIperf error = %v, wantErr %v", err, tt.wantErr)
+			}
+			if err == nil && got != tt.want {
+				t.Errorf("parseIperf = %+v, want %+v", got, tt.want)
 			}
 		})
 	}

@@ -418,3 +418,76 @@ func TestPrivilegedAttachPort(t *testing.T) {
 		t.Errorf("AddVM with a duplicate name succeeded")
 	}
 }
+
+// TestPrivilegedOutside builds the bare network of a 3-host lab with two
+// gateways and, with no agent (so no datapath binds ext0), gives each
+// gateway's ext0 an address to check the wiring and the in-namespace TCP
+// helpers:
+//
+//	[hlt-out] lo 198.51.100.1/32, br-ext 203.0.113.1/24 ── host2, host3
+//	[hlt-host2] ext0 203.0.113.2/24 (test only)   [hlt-host3] ext0 203.0.113.3/24
+//	[hlt-host1] no ext0
+func TestPrivilegedOutside(t *testing.T) {
+	requireRoot(t)
+	ctx := t.Context()
+	l, err := New(Config{
+		Prefix: testPrefix, Hosts: 3, RunDir: filepath.Join(t.TempDir(), "run"), Gateways: []string{"host2", "host3"},
+		Binary: "/nonexistent/hivenet", Logger: slog.New(slog.NewTextHandler(t.Output(), nil)),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := l.Down(context.Background()); err != nil {
+			t.Errorf("Down: %v", err)
+		}
+	})
+	if err := l.UpNetwork(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got := l.OutsideNetns(); got != testPrefix+"out" {
+		t.Fatalf("OutsideNetns() = %q", got)
+	}
+	if _, err := nsExec(ctx, testPrefix+"host1", "ip", "link", "show", UplinkIf); err == nil {
+		t.Errorf("host1 is no gateway but has %s", UplinkIf)
+	}
+	srv, err := l.ServeTCP("out", netip.AddrPortFrom(l.Internet(), 8080), "internet")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	for i, g := range []string{"host2", "host3"} {
+		t.Run(g, func(t *testing.T) {
+			self := addN(l.ExternalCIDR().Addr(), uint32(2+i))
+			ns := testPrefix + g
+			if _, err := nsExec(ctx, ns, "ip", "addr", "add", self.String()+"/24", "dev", UplinkIf); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := nsExec(ctx, ns, "ip", "route", "add", l.Internet().String()+"/32", "via", l.ExternalGateway().String()); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := nsExec(ctx, ns, "ping", "-n", "-c", "1", "-W", "2", l.ExternalGateway().String()); err != nil {
+				t.Errorf("%s -> upstream router: %v", g, err)
+			}
+			rep, err := l.DialTCP(ctx, g, netip.AddrPortFrom(l.Internet(), 8080), 3*time.Second)
+			if err != nil {
+				t.Fatalf("TCP %s -> internet: %v", g, err)
+			}
+			if rep.Server != "internet" || rep.Peer.Addr() != self {
+				t.Errorf("TCP %s -> internet: server %q saw %s, want internet and %s", g, rep.Server, rep.Peer, self)
+			}
+		})
+	}
+	if _, err := l.DialTCP(ctx, "host1", netip.AddrPortFrom(l.Internet(), 8080), time.Second); err == nil {
+		t.Errorf("host1 (no route, no uplink) reached the internet")
+	}
+	if n := srv.Accepted(); n != 2 {
+		t.Errorf("server accepted %d connections, want 2", n)
+	}
+	if err := l.Down(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if left := leftovers(t, testPrefix); len(left) > 0 {
+		t.Errorf("after Down, left behind: %v", left)
+	}
+}

@@ -28,7 +28,7 @@ func (l *Lab) AddVM(ctx context.Context, name, host, ifname, mac string) error {
 		return err
 	}
 	if reservedName(name) {
-		return fmt.Errorf("lab: VM name %q is reserved (ul, ctl, api, hostN)", name)
+		return fmt.Errorf("lab: VM name %q is reserved (ul, ctl, api, out, hostN)", name)
 	}
 	if mac != "" {
 		if _, err := net.ParseMAC(mac); err != nil {
@@ -85,7 +85,7 @@ func (l *Lab) DeleteVM(ctx context.Context, name string) error {
 }
 
 func reservedName(n string) bool {
-	if n == "ul" || n == "ctl" || n == "api" {
+	if n == "ul" || n == "ctl" || n == "api" || n == "out" {
 		return true
 	}
 	if rest, ok := strings.CutPrefix(n, "host"); ok {
