@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"hivenet/internal/datapath"
+	"hivenet/internal/flowstate"
 	"hivenet/internal/flowtable"
 	"hivenet/internal/simulation"
 	"hivenet/internal/topology"
@@ -28,7 +29,7 @@ func (a *Agent) handleUpcall(u *datapath.Upcall) {
 		return // port unbound while the packet was queued
 	}
 	snap := a.snap.Load()
-	res := simulation.Simulate(snap, a.cfg.Host, simulation.Packet{Ingress: portID, Match: u.Match, Frame: u.Frame}, time.Now().UnixNano())
+	res := simulation.Simulate(snap, a.cfg.Host, simulation.Packet{Ingress: portID, Match: u.Match, Frame: u.Frame}, flowstate.Empty{}, time.Now().UnixNano())
 
 	if len(res.Learn) > 0 || len(res.LearnARP) > 0 {
 		a.learn(res.Learn, res.LearnARP)

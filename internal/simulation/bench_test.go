@@ -25,7 +25,7 @@ func BenchmarkSimulateBridge(b *testing.B) {
 	pkt := w.packet(b, "from=vm-a1 eth_dst=@vm-a2 ip_dst=@vm-a2 proto=tcp sport=40000 dport=80")
 	b.ReportAllocs()
 	for b.Loop() {
-		r := Simulate(w.snap, w.local, pkt, 0)
+		r := Simulate(w.snap, w.local, pkt, w.st, 0)
 		if len(r.Outputs) != 1 {
 			b.Fatal(r)
 		}
@@ -39,7 +39,7 @@ func BenchmarkSimulateFlood(b *testing.B) {
 	pkt := w.packet(b, "from=vm-a4 eth_dst=bcast proto=udp sport=5000 dport=5000 ip_dst=10.0.0.255")
 	b.ReportAllocs()
 	for b.Loop() {
-		r := Simulate(w.snap, w.local, pkt, 0)
+		r := Simulate(w.snap, w.local, pkt, w.st, 0)
 		if r.Flood == nil {
 			b.Fatal(r)
 		}
@@ -52,7 +52,7 @@ func BenchmarkTraceBridge(b *testing.B) {
 	pkt := w.packet(b, "from=vm-a1 eth_dst=@vm-a2 ip_dst=@vm-a2 proto=tcp sport=40000 dport=80")
 	b.ReportAllocs()
 	for b.Loop() {
-		Trace(w.snap, w.local, pkt, 0)
+		Trace(w.snap, w.local, pkt, w.st, 0)
 	}
 }
 
@@ -72,7 +72,7 @@ func TestSimulateAllocs(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			pkt := w.packet(t, tt.desc)
-			got := testing.AllocsPerRun(200, func() { Simulate(w.snap, w.local, pkt, 0) })
+			got := testing.AllocsPerRun(200, func() { Simulate(w.snap, w.local, pkt, w.st, 0) })
 			if got > tt.max {
 				t.Errorf("Simulate(%s) allocates %.1f times, want <= %.0f", tt.desc, got, tt.max)
 			}

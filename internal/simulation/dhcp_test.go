@@ -40,7 +40,7 @@ func dhcpFrame(t *testing.T, w *world, from string, d *dhcpv4.DHCPv4, src, dst n
 func reply(t *testing.T, w *world, pkt Packet, wantDstMAC [6]byte, wantDstIP netip.Addr) *dhcpv4.DHCPv4 {
 	t.Helper()
 	frame := bytes.Clone(pkt.Frame)
-	r := Simulate(w.snap, w.local, pkt, 0)
+	r := Simulate(w.snap, w.local, pkt, w.st, 0)
 	if !bytes.Equal(frame, pkt.Frame) {
 		t.Fatal("Simulate modified the frame")
 	}
@@ -158,7 +158,7 @@ func TestDHCPExchange(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	r := Simulate(w.snap, w.local, dhcpFrame(t, w, "vm", release, leased, server, DHCPServerMAC(0x0a0b0c)), 0)
+	r := Simulate(w.snap, w.local, dhcpFrame(t, w, "vm", release, leased, server, DHCPServerMAC(0x0a0b0c)), w.st, 0)
 	if r.Verdict != Consumed || len(r.Emit) != 0 {
 		t.Errorf("RELEASE = %s with %d emits, want consumed silently", r.Verdict, len(r.Emit))
 	}
@@ -208,7 +208,7 @@ func TestDHCPBadInput(t *testing.T) {
 			if err := packet.Parse(frame, vm.TunnelKey, &pkt.Match); err != nil {
 				t.Fatal(err)
 			}
-			r := Simulate(w.snap, w.local, pkt, 0)
+			r := Simulate(w.snap, w.local, pkt, w.st, 0)
 			if r.Verdict != Drop || r.Reason != ReasonDHCPMalformed || r.Cacheable || len(r.Emit) != 0 {
 				t.Errorf("Simulate(%s) = %s %q cacheable %t emits %d, want an uncached drop %q", tt.name, r.Verdict, r.Reason, r.Cacheable, len(r.Emit), ReasonDHCPMalformed)
 			}

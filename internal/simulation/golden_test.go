@@ -61,7 +61,7 @@ func TestGolden(t *testing.T) {
 				n++
 				desc := packetLine(string(f.Data))
 				pkt := w.packet(t, desc)
-				r := Trace(w.snap, w.local, pkt, 1e18)
+				r := Trace(w.snap, w.local, pkt, w.st, 1e18)
 				got := w.render(r)
 				checkInvariants(t, w, name, pkt)
 				if *update {
@@ -121,9 +121,9 @@ func checkInvariants(t *testing.T, w *world, name string, pkt Packet) {
 		frameCopy = bytes.Clone(pkt.Frame)
 	}
 	before := dumpSnapshot(w.snap)
-	tr := Trace(w.snap, w.local, pkt, 1)
-	sim := Simulate(w.snap, w.local, pkt, 2)
-	sim2 := Simulate(w.snap, w.local, pkt, 2)
+	tr := Trace(w.snap, w.local, pkt, w.st, 1)
+	sim := Simulate(w.snap, w.local, pkt, w.st, 2)
+	sim2 := Simulate(w.snap, w.local, pkt, w.st, 2)
 	if !reflect.DeepEqual(sim, sim2) {
 		t.Errorf("%s: Simulate is not deterministic:\n%+v\n%+v", name, sim, sim2)
 	}
@@ -155,6 +155,14 @@ func checkInvariants(t *testing.T, w *world, name string, pkt Packet) {
 	case Consumed:
 		if sim.Cacheable || sim.Reason != "" {
 			t.Errorf("%s: inconsistent consumed: %s", name, w.render(sim))
+		}
+	}
+	if sim.Verdict != Forward && len(sim.State) != 0 {
+		t.Errorf("%s: state written for a packet not forwarded: %s", name, w.render(sim))
+	}
+	for _, e := range sim.Emit {
+		if strings.Contains(describeFrame(e.Frame), "BAD csum") {
+			t.Errorf("%s: emitted frame with a bad checksum: %s", name, describeFrame(e.Frame))
 		}
 	}
 	if sim.Mask.InPort != ^uint32(0) {
@@ -222,7 +230,16 @@ func checkMaskSound(t *testing.T, w *world, name string, pkt Packet, r Result) {
 		add(func(c *packet.FlowMatch) { c.SrcPort = p })
 		add(func(c *packet.FlowMatch) { c.DstPort = p })
 	}
-	add(func(c *packet.FlowMatch) { c.IPTTL = 1 })
+	for _, ttl := range []uint8{0, 1, 2, 63, 64} {
+		add(func(c *packet.FlowMatch) { c.IPTTL = ttl })
+	}
+	for _, id := range []uint16{0, 1, 7, 1000} {
+		add(func(c *packet.FlowMatch) { c.ICMPID = id })
+	}
+	for _, p := range []uint16{0, 3, 11, 22, 53, 1024, 40000} {
+		add(func(c *packet.FlowMatch) { c.SrcPort = p })
+		add(func(c *packet.FlowMatch) { c.DstPort = p })
+	}
 	add(func(c *packet.FlowMatch) { c.IPFrag = packet.FragLater })
 	// Everything outside the mask at once.
 	add(func(c *packet.FlowMatch) {
@@ -235,7 +252,7 @@ func checkMaskSound(t *testing.T, w *world, name string, pkt Packet, r Result) {
 			continue // differs in a masked field: another flow
 		}
 		p := Packet{Ingress: pkt.Ingress, Match: c}
-		got := Simulate(w.snap, w.local, p, 3)
+		got := Simulate(w.snap, w.local, p, w.st, 3)
 		if !reflect.DeepEqual(got, r) {
 			t.Errorf("%s: mask %s is unsound: changing unmasked fields\n  %+v\n  to %+v\ngives\n%s\ninstead of\n%s",
 				name, maskString(r.Mask), orig, c, w.render(got), w.render(r))
@@ -269,6 +286,7 @@ func invert(m packet.FlowMatch) packet.FlowMatch {
 	}
 	r.IPProto, r.IPTTL, r.IPFrag = ^m.IPProto, ^m.IPTTL, ^m.IPFrag
 	r.SrcPort, r.DstPort = ^m.SrcPort, ^m.DstPort
+	r.ICMPID = ^m.ICMPID
 	return r
 }
 
@@ -291,6 +309,7 @@ func orMatch(a, b packet.FlowMatch) packet.FlowMatch {
 	r.IPFrag |= b.IPFrag
 	r.SrcPort |= b.SrcPort
 	r.DstPort |= b.DstPort
+	r.ICMPID |= b.ICMPID
 	return r
 }
 

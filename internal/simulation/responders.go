@@ -70,6 +70,8 @@ func (s *sim) arp() outcome {
 		hw, owner = t.MAC, "port "+portName(t)
 	} else if sn := s.dhcpServerSubnet(tpa); sn != nil {
 		hw, owner = DHCPServerMAC(b.FloodKey), "dhcp server of subnet "+sn.CIDR.String()
+	} else if gw := s.fipGateway(tpa); gw != nil {
+		hw, owner = gw.MAC, "floating ip, gateway port "+portName(gw)
 	} else {
 		if s.trace {
 			s.step(bridgeDevice(b), "who-has %s: unknown address: bridged", tpa)
@@ -78,12 +80,34 @@ func (s *sim) arp() outcome {
 	}
 	s.use(packet.FARPSha)
 	frame := packet.AppendARPReply(nil, hw, tpa, m.ARPSha, spa)
-	s.r.Emit = append(s.r.Emit, Emit{PortID: s.in.ID, Frame: frame})
+	s.r.Emit = append(s.r.Emit, Emit{PortID: s.pkt.Ingress, Frame: frame})
 	s.r.Verdict = Consumed
 	if s.trace {
 		s.step(bridgeDevice(b), "who-has %s tell %s: %s is-at %s (%s), reply to port %s", tpa, spa, tpa, hw, owner, portName(s.in))
 	}
 	return done
+}
+
+// fipGateway returns, on an external bridge, the gateway port of the
+// router that holds floating IP ip (it answers ARP for it), or nil.
+func (s *sim) fipGateway(ip netip.Addr) *topology.Port {
+	if !s.br.External {
+		return nil
+	}
+	f := s.snap.FloatingIPByAddr(ip)
+	if f == nil || f.BridgeID != s.br.ID || f.RouterID == "" {
+		return nil
+	}
+	s.tag(topology.TagRouter(f.RouterID))
+	r := s.snap.Router(f.RouterID)
+	if r == nil || r.GatewayPortID == "" {
+		return nil
+	}
+	gw := s.snap.Port(r.GatewayPortID)
+	if gw == nil || gw.BridgeID != s.br.ID {
+		return nil
+	}
+	return gw
 }
 
 func (s *sim) dhcpServerSubnet(ip netip.Addr) *topology.Subnet {
@@ -134,6 +158,9 @@ func dhcpTypeName(t uint8) string {
 // subnet; the options are the subnet's (mask, router, DNS, classless
 // routes, lease) and the bridge's MTU.
 func (s *sim) dhcp() outcome {
+	if s.upIn != nil {
+		return next // DHCP on a physical network is not ours to answer
+	}
 	m := &s.pkt.Match
 	s.use(packet.FEthType)
 	if m.EthType != packet.EthTypeIPv4 {

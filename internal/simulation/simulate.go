@@ -20,7 +20,9 @@ package simulation
 
 import (
 	"fmt"
+	"net/netip"
 
+	"hivenet/internal/flowstate"
 	"hivenet/internal/packet"
 	"hivenet/internal/topology"
 )
@@ -53,18 +55,63 @@ const (
 	ReasonEgressPortUnbound Reason = "egress-port-unbound"
 	// ReasonHairpin: the destination port is the ingress port.
 	ReasonHairpin Reason = "hairpin"
+	// ReasonLoopDetected: the packet traversed more than maxHops devices.
+	ReasonLoopDetected Reason = "loop-detected"
+	// ReasonRouterAdminDown: the router or its port is administratively down.
+	ReasonRouterAdminDown Reason = "router-admin-down"
+	// ReasonRouterNotIPv4: a router got a frame that is neither IPv4 nor ARP.
+	ReasonRouterNotIPv4 Reason = "router-not-ipv4"
+	// ReasonRouterARP: an ARP frame to a router port that it ignores (not
+	// for one of its addresses, or an unknown opcode).
+	ReasonRouterARP Reason = "router-arp-ignored"
+	// ReasonToRouter: IPv4 to a router's own address other than an echo
+	// request.
+	ReasonToRouter Reason = "to-router"
+	// ReasonNoRoute: no route to the destination (an ICMP net unreachable
+	// is emitted).
+	ReasonNoRoute Reason = "no-route"
+	// ReasonTTLExceeded: an ICMP error whose TTL ran out (no error is sent
+	// about an error, RFC 1812 4.3.2.7).
+	ReasonTTLExceeded Reason = "ttl-exceeded"
+	// ReasonARPPending: the next hop's MAC is unknown; an ARP request was
+	// emitted.
+	ReasonARPPending Reason = "arp-pending"
+	// ReasonSNATExhausted: every port of the SNAT blocks held is in use
+	// (Result.NeedSNATBlock says which address needs one more).
+	ReasonSNATExhausted Reason = "snat-exhausted"
+	// ReasonFilterDrop: a chain dropped the packet.
+	ReasonFilterDrop Reason = "filter-drop"
+	// ReasonFilterReject: a chain rejected the packet (an ICMP error or a
+	// TCP RST is emitted).
+	ReasonFilterReject Reason = "filter-reject"
+	// ReasonNoUplink: a frame must leave an external network and no
+	// gateway host has an uplink on its physical network.
+	ReasonNoUplink Reason = "no-uplink"
 )
 
-// maxTags is the number of tags a bridge flow carries at most (ingress
-// port, bridge, source MAC, destination MAC, egress port, host, flood,
-// plus one spare); more spill to the heap.
-const maxTags = 8
+// maxHops is the number of devices (bridges and routers) a packet may
+// traverse; more is a forwarding loop (MidoNet's MaxDevicesTraversed).
+const maxHops = 16
 
-// block is the single allocation of a Result's slices.
+// maxTags is the number of tags a flow carries without spilling to the
+// heap: a bridge flow has at most 8 (ingress port, bridge, source MAC,
+// destination MAC, egress port, host, flood, a spare); a routed flow with
+// security groups about 14 (two chains, an address group, the router,
+// the second bridge and its MAC, the next hop).
+const maxTags = 20
+
+// block is the single allocation of a Result's slices and of what they
+// point to (rewritten MACs, state keys, the uplink pseudo-port).
 type block struct {
-	tags  [maxTags]topology.Tag
-	out   [1]Output
-	flood Flood
+	tags   [maxTags]topology.Tag
+	out    [1]Output
+	flood  Flood
+	eth    [2]topology.MAC
+	state  [3]StateWrite
+	keys   [3]flowstate.Key
+	nat    [1]flowstate.NAT
+	hosts  [1]string
+	uplink topology.Port
 }
 
 // sim is the state of one simulation.
@@ -93,31 +140,80 @@ type sim struct {
 	egress *topology.Port
 	// stage is the name of the running stage, for the trace.
 	stage string
+
+	st  flowstate.View
+	now int64
+	// cur is the packet as the current device sees it: pkt.Match with the
+	// rewrites of the routers passed so far. Reading a field of cur
+	// records the same field of the original in the mask (conservative:
+	// a rewritten value derives from fields already recorded).
+	cur packet.FlowMatch
+	// goTo is the stage a stage returning jump continues at.
+	goTo Stage
+	// hops counts devices traversed (bridges and routers).
+	hops int
+	// upIn is the ingress uplink (Packet.Ingress names one).
+	upIn *topology.Uplink
+	// Router traversal: the router, the port the packet entered by, the
+	// chosen egress port and next hop.
+	router  *topology.Router
+	rin     *topology.Port
+	rout    *topology.Port
+	nextHop netip.Addr
+	// inner is the header embedded in an ICMP error (innerOK when the
+	// frame had one); innerOff is its offset in the frame.
+	inner    packet.FlowMatch
+	innerOK  bool
+	innerTry bool
+	innerOff int
+	// emitFrame is a NAT-rewritten ICMP error: it leaves as an Emit to
+	// the egress port instead of as a flow.
+	emitFrame []byte
+	// ct caches the conntrack state of the chain being evaluated.
+	ctZone  uint32
+	ctKey   flowstate.Key
+	ctState topology.CTState
+	ctRead  bool
+	ctErr   bool // the state is an ICMP error's RELATED state
+	// nNAT and nKeys count the NAT bindings and conntrack keys created
+	// (the first ones live in the block).
+	nNAT, nKeys int
 }
 
 // Simulate runs pkt through the topology in snap, as seen by host local
-// (the simulating host's name), at time now (unix nanoseconds; unused by
-// L2, kept for conntrack). Result.Trace is left empty: use Trace for it.
-// snap and pkt.Frame are only read.
-func Simulate(snap *topology.Snapshot, local string, pkt Packet, now int64) Result {
-	return simulate(snap, local, pkt, now, false)
+// (the simulating host's name), with the flow state st (connection
+// tracking, NAT bindings, SNAT port blocks; flowstate.Empty{} when there
+// is none) at time now (unix nanoseconds; not read yet: entries expire in
+// the tables). Result.Trace is left empty: use Trace for it. snap, st and
+// pkt.Frame are only read.
+func Simulate(snap *topology.Snapshot, local string, pkt Packet, st flowstate.View, now int64) Result {
+	return simulate(snap, local, pkt, st, now, false)
 }
 
 // Trace is Simulate with Result.Trace filled: one Step per stage and
 // decision, with stable, human-readable device names. Apart from Trace,
 // its Result is deep-equal to Simulate's. It is meant for the trace API,
 // tests and debugging, not the hot path.
-func Trace(snap *topology.Snapshot, local string, pkt Packet, now int64) Result {
-	return simulate(snap, local, pkt, now, true)
+func Trace(snap *topology.Snapshot, local string, pkt Packet, st flowstate.View, now int64) Result {
+	return simulate(snap, local, pkt, st, now, true)
 }
 
-func simulate(snap *topology.Snapshot, local string, pkt Packet, now int64, trace bool) Result {
-	_ = now // conntrack will read it
+func simulate(snap *topology.Snapshot, local string, pkt Packet, st flowstate.View, now int64, trace bool) Result {
+	if st == nil {
+		st = flowstate.Empty{}
+	}
 	blk := new(block)
-	s := sim{snap: snap, local: local, pkt: pkt, trace: trace, blk: blk}
+	s := sim{snap: snap, local: local, pkt: pkt, trace: trace, blk: blk, st: st, now: now, cur: pkt.Match}
 	s.r.Tags = blk.tags[:0]
+	s.r.State = blk.state[:0]
 	s.run()
 	r := s.r
+	if r.Verdict != Forward || len(r.State) == 0 {
+		r.State = nil // state is only for forwarded packets
+	}
+	if r.Verdict != Forward {
+		r.Rewrite = Rewrite{}
+	}
 	r.Mask = packet.MaskOf(s.read)
 	if s.dstGroupBit && s.read&packet.FEthDst == 0 {
 		r.Mask.EthDst[0] = 0x01
@@ -129,12 +225,19 @@ func simulate(snap *topology.Snapshot, local string, pkt Packet, now int64, trac
 	return r
 }
 
-// run walks the pipeline until a stage ends the simulation.
+// run walks the pipeline until a stage ends the simulation. A stage may
+// jump to another (forward past the router stages, or back to mac-lookup
+// on the bridge a router sends the packet to); maxHops bounds the loops.
 func (s *sim) run() {
-	for i := range pipeline {
+	for i := 0; i < len(pipeline); {
 		s.stage = pipeline[i].name
-		if s.runStage(pipeline[i].stage) == done {
+		switch s.runStage(pipeline[i].stage) {
+		case done:
 			return
+		case jump:
+			i = int(s.goTo)
+		default:
+			i++
 		}
 	}
 	// The last stage always decides; reaching here is a programming error
@@ -142,20 +245,34 @@ func (s *sim) run() {
 	panic("simulation: pipeline ended without a verdict")
 }
 
-// next and done are what a stage returns: go on to the next stage, or
-// stop (the verdict is set).
-type outcome bool
+// next, done and jump are what a stage returns: go on to the next stage,
+// stop (the verdict is set), or continue at stage s.goTo.
+type outcome uint8
 
 const (
-	next outcome = false
-	done outcome = true
+	next outcome = iota
+	done
+	jump
 )
+
+// jumpTo continues the pipeline at stage st.
+func (s *sim) jumpTo(st Stage) outcome {
+	s.goTo = st
+	return jump
+}
 
 // use records fields the decision read.
 func (s *sim) use(f packet.Field) { s.read |= f }
 
-// tag records a topology dependency.
-func (s *sim) tag(t topology.Tag) { s.r.Tags = append(s.r.Tags, t) }
+// tag records a topology dependency, once.
+func (s *sim) tag(t topology.Tag) {
+	for _, x := range s.r.Tags {
+		if x == t {
+			return
+		}
+	}
+	s.r.Tags = append(s.r.Tags, t)
+}
 
 // drop ends the simulation with a Drop verdict.
 func (s *sim) drop(reason Reason) outcome {

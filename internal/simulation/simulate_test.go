@@ -127,7 +127,7 @@ func TestSimulate(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			pkt := w.packet(t, tt.pkt)
-			r := Simulate(w.snap, w.local, pkt, 0)
+			r := Simulate(w.snap, w.local, pkt, w.st, 0)
 			call := "Simulate(" + tt.pkt + ")"
 			if r.Verdict != tt.verdict || r.Reason != tt.reason {
 				t.Errorf("%s = %s %q, want %s %q", call, r.Verdict, r.Reason, tt.verdict, tt.reason)
@@ -283,13 +283,13 @@ func TestTagsCoverChanges(t *testing.T) {
 
 	for _, desc := range pkts {
 		pkt := w.packet(t, desc)
-		before := Simulate(w.snap, w.local, pkt, 0)
+		before := Simulate(w.snap, w.local, pkt, w.st, 0)
 		if !before.Cacheable {
 			continue
 		}
 		for what, ch := range changes {
 			snap2, inval := w.snap.Apply(ch)
-			after := Simulate(snap2, w.local, pkt, 0)
+			after := Simulate(snap2, w.local, pkt, w.st, 0)
 			if reflect.DeepEqual(before, after) {
 				continue
 			}

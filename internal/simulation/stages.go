@@ -3,6 +3,7 @@ package simulation
 import (
 	"net/netip"
 	"strconv"
+	"strings"
 
 	"hivenet/internal/packet"
 	"hivenet/internal/topology"
@@ -17,8 +18,17 @@ const (
 	StagePortSecurity
 	StageARP
 	StageDHCP
+	StageOutboundChain
 	StageLearn
 	StageMACLookup
+	StageRouterIngress
+	StageDNAT
+	StageRouterLocal
+	StageRouting
+	StageSNAT
+	StageARPResolve
+	StageRouterEgress
+	StageInboundChain
 	StageEgress
 )
 
@@ -37,8 +47,17 @@ var pipeline = [...]stageDef{
 	{StagePortSecurity, "port-security", "source MAC, IP and ARP sender are the port's own (or an allowed pair)"},
 	{StageARP, "arp", "ARP requests for known addresses are answered locally"},
 	{StageDHCP, "dhcp", "DHCP client messages are answered from the subnet's settings"},
+	{StageOutboundChain, "outbound-chain", "the ingress port's outbound chain (security groups, egress rules)"},
 	{StageLearn, "learn", "source MACs of ports without port security are learned"},
-	{StageMACLookup, "mac-lookup", "the destination MAC selects an egress port, or the frame is flooded"},
+	{StageMACLookup, "mac-lookup", "the destination MAC selects an egress port, a router, an uplink, or the frame is flooded"},
+	{StageRouterIngress, "router-ingress", "the router exists and is up; ARP to its ports is answered or learned"},
+	{StageDNAT, "dnat", "from the gateway: ICMP errors, replies of NAT bindings and floating IPs are translated"},
+	{StageRouterLocal, "router-local", "echo requests to the router's addresses are answered"},
+	{StageRouting, "routing", "TTL check, longest-prefix match over connected, static and default routes"},
+	{StageSNAT, "snat", "to the gateway: bindings, floating IPs and source NAT with a port from the host's blocks"},
+	{StageARPResolve, "arp-resolve", "the next hop's MAC from the bridge's ports or the shared ARP table, else an ARP request"},
+	{StageRouterEgress, "router-egress", "rewrite MACs and TTL, continue on the egress port's bridge"},
+	{StageInboundChain, "inbound-chain", "the egress port's inbound chain (security groups, ingress rules)"},
 	{StageEgress, "egress", "the egress port is up, bound to a live host and not the ingress port"},
 }
 
@@ -55,6 +74,24 @@ func (s *sim) runStage(st Stage) outcome {
 		return s.arp()
 	case StageDHCP:
 		return s.dhcp()
+	case StageOutboundChain:
+		return s.outboundChain()
+	case StageRouterIngress:
+		return s.routerIngress()
+	case StageDNAT:
+		return s.dnat()
+	case StageRouterLocal:
+		return s.routerLocal()
+	case StageRouting:
+		return s.routing()
+	case StageSNAT:
+		return s.snat()
+	case StageARPResolve:
+		return s.arpResolve()
+	case StageRouterEgress:
+		return s.routerEgress()
+	case StageInboundChain:
+		return s.inboundChain()
 	case StageLearn:
 		return s.learn()
 	case StageMACLookup:
@@ -93,6 +130,9 @@ func Stages() []Stage {
 func (s *sim) ingress() outcome {
 	s.use(packet.FInPort)
 	s.tag(topology.TagPort(s.pkt.Ingress))
+	if strings.HasPrefix(s.pkt.Ingress, UplinkPortPrefix) {
+		return s.uplinkIngress()
+	}
 	p := s.snap.Port(s.pkt.Ingress)
 	if p == nil {
 		if s.trace {
@@ -283,13 +323,18 @@ func ipAllowed(p *topology.Port, m topology.MAC, ip netip.Addr) bool {
 	return false
 }
 
-// learn: MAC learning. Ports with port security send only from configured
+// learn: MAC learning (not on uplinks). Ports with port security send only from configured
 // MACs (their own and their pairs'), which the lookup finds without
 // learning; so only ports without port security learn. A source MAC that
 // is configured on any port of the bridge is not learned either: the
 // configured entry wins the lookup.
 func (s *sim) learn() outcome {
 	p, b := s.in, s.br
+	if s.upIn != nil {
+		// Outside MACs are not learned: every uplink reaches them, and
+		// gateways learning them in turn would flap the entry.
+		return next
+	}
 	if p.PortSecurity {
 		if s.trace {
 			s.step(bridgeDevice(b), "port security on: configured MACs only")
@@ -332,10 +377,21 @@ func (s *sim) learn() outcome {
 
 // macLookup: the destination. Multicast and broadcast flood (only the
 // group bit of the destination is read); unicast goes to the port that has
-// the MAC configured, else to where it was learned, else floods.
+// the MAC configured, else to where it was learned, else floods. A router
+// port's MAC enters the router (the router stages follow); any other port
+// skips them to the inbound chain. On an external bridge, unknown unicast
+// leaves through an uplink instead of flooding, and broadcast floods and
+// also leaves through one uplink (unless it came in from one): Result has
+// then both Flood and an uplink Output.
 func (s *sim) macLookup() outcome {
 	b := s.br
-	dst := mac(s.pkt.Match.EthDst)
+	if s.hops++; s.hops > maxHops {
+		if s.trace {
+			s.step(bridgeDevice(b), "more than %d devices traversed", maxHops)
+		}
+		return s.drop(ReasonLoopDetected)
+	}
+	dst := mac(s.cur.EthDst)
 	if dst.IsMulticast() {
 		s.dstGroupBit = true
 		return s.flood(dst, "multicast")
@@ -344,23 +400,50 @@ func (s *sim) macLookup() outcome {
 	s.tag(topology.TagMAC(b.ID, dst))
 	if p := s.snap.PortByMAC(b.ID, dst); p != nil {
 		s.egress = p
-		if s.trace {
-			s.step(bridgeDevice(b), "%s -> port %s%s", dst, portName(p), s.whereTrace(p))
-		}
-		return next
-	}
-	if e := s.snap.LearnedMAC(b.ID, dst); e != nil {
-		p := s.snap.Port(e.PortID)
-		if p != nil && p.BridgeID == b.ID {
-			s.egress = p
+		if p.RouterID != "" {
 			if s.trace {
-				s.step(bridgeDevice(b), "%s -> port %s%s (learned)", dst, portName(p), s.whereTrace(p))
+				s.step(bridgeDevice(b), "%s -> port %s of router %s", dst, portName(p), s.routerName(p.RouterID))
 			}
 			return next
 		}
-		// A stale entry: the port is gone. Its return fixes the lookup.
-		s.tag(topology.TagPort(e.PortID))
-		return s.flood(dst, "learned on missing port "+shortID(e.PortID))
+		if s.trace {
+			s.step(bridgeDevice(b), "%s -> port %s%s", dst, portName(p), s.whereTrace(p))
+		}
+		return s.jumpTo(StageInboundChain)
+	}
+	if e := s.snap.LearnedMAC(b.ID, dst); e != nil {
+		if strings.HasPrefix(e.PortID, UplinkPortPrefix) {
+			if u := s.snap.Uplink(e.PortID[len(UplinkPortPrefix):]); u != nil && b.External && u.PhysNet == b.PhysNet {
+				if s.trace {
+					s.step(bridgeDevice(b), "%s -> uplink %s (learned)", dst, u.ID())
+				}
+				return s.outputUplink(u)
+			}
+			s.tag(topology.TagPort(e.PortID))
+		} else {
+			p := s.snap.Port(e.PortID)
+			if p != nil && p.BridgeID == b.ID {
+				s.egress = p
+				if s.trace {
+					s.step(bridgeDevice(b), "%s -> port %s%s (learned)", dst, portName(p), s.whereTrace(p))
+				}
+				return s.jumpTo(StageInboundChain)
+			}
+			// A stale entry: the port is gone. Its return fixes the lookup.
+			s.tag(topology.TagPort(e.PortID))
+		}
+		if !b.External {
+			return s.flood(dst, "learned on missing port "+shortID(e.PortID))
+		}
+	}
+	if b.External && s.upIn == nil {
+		s.tag(topology.TagUplinks(b.PhysNet))
+		if u := s.pickUplink(b.PhysNet); u != nil {
+			if s.trace {
+				s.step(bridgeDevice(b), "%s unknown on external network %s: uplink %s", dst, b.PhysNet, u.ID())
+			}
+			return s.outputUplink(u)
+		}
 	}
 	return s.flood(dst, "unknown")
 }
@@ -373,6 +456,17 @@ func (s *sim) flood(dst topology.MAC, why string) outcome {
 	s.r.Verdict = Forward
 	if s.trace {
 		s.step(bridgeDevice(b), "%s %s: flood key %d to local ports and hosts %v", dst, why, b.FloodKey, s.snap.FloodHosts(b.ID, s.local))
+	}
+	if b.External && s.upIn == nil {
+		// Broadcast on an external network also goes outside, through one
+		// uplink (the others' hosts are on the same physical network).
+		s.tag(topology.TagUplinks(b.PhysNet))
+		if u := s.pickUplink(b.PhysNet); u != nil {
+			s.setUplinkOutput(u)
+			if s.trace {
+				s.step(bridgeDevice(b), "and out of uplink %s", u.ID())
+			}
+		}
 	}
 	return done
 }
@@ -421,9 +515,18 @@ func (s *sim) egressPort() outcome {
 		return s.drop(ReasonEgressPortUnbound)
 	}
 	local := h.Name == s.local
+	if s.emitFrame != nil {
+		return s.emitTranslated(p.ID, h.Name)
+	}
 	s.blk.out[0] = Output{PortID: p.ID, Host: h.Name, Local: local, TunnelKey: p.TunnelKey}
 	s.r.Outputs = s.blk.out[:1]
 	s.r.Verdict = Forward
+	if !local {
+		s.blk.hosts[0] = h.Name
+		s.commitState(s.blk.hosts[:1])
+	} else {
+		s.commitState(nil)
+	}
 	if s.trace {
 		if local {
 			s.step(dev, "output on local host %s", h.Name)

@@ -58,6 +58,10 @@ type world struct {
 	portName map[string]string
 	ports    map[string]*topology.Port // by name
 	bridges  []string                  // bridge IDs
+	// st is the flow state the packets are simulated with (see l3_test.go).
+	st *fakeView
+	// l3 holds the parser state of the L3 objects.
+	l3 l3Parse
 }
 
 func portID(name string) string   { return "id-" + name }
@@ -76,7 +80,7 @@ func mustMAC(t testing.TB, s string) topology.MAC {
 // parseWorld builds a snapshot from the topology text.
 func parseWorld(t testing.TB, text string) *world {
 	t.Helper()
-	w := &world{names: map[topology.Tag]string{}, portName: map[string]string{}, ports: map[string]*topology.Port{}}
+	w := &world{names: map[topology.Tag]string{}, portName: map[string]string{}, ports: map[string]*topology.Port{}, st: newFakeView()}
 	var changes []topology.Change
 	bridgeName := map[string]string{}
 	for ln, line := range strings.Split(text, "\n") {
@@ -100,7 +104,9 @@ func parseWorld(t testing.TB, text string) *world {
 			changes = append(changes, topology.Change{Kind: topology.KindHost, ID: h.Name, Host: h})
 			w.names[topology.TagHost(h.Name)] = "host(" + h.Name + ")"
 		case "bridge":
-			b := &topology.Bridge{ID: bridgeID(f[1]), Name: f[1], AdminUp: !flags["down"], FloodKey: uint32(atoi(t, kv["key"])), MTU: atoi(t, kv["mtu"])}
+			b := &topology.Bridge{ID: bridgeID(f[1]), Name: f[1], AdminUp: !flags["down"], FloodKey: uint32(atoi(t, kv["key"])), MTU: atoi(t, kv["mtu"]),
+				External: flags["external"], PhysNet: kv["physnet"]}
+			w.l3.bridgeKey(f[1], b.FloodKey)
 			changes = append(changes, topology.Change{Kind: topology.KindBridge, ID: b.ID, Bridge: b})
 			w.names[topology.TagBridge(b.ID)] = "bridge(" + b.Name + ")"
 			w.names[topology.TagFlood(b.ID)] = "flood(" + b.Name + ")"
@@ -143,6 +149,15 @@ func parseWorld(t testing.TB, text string) *world {
 			if flags["noname"] {
 				p.Name = ""
 			}
+			if r, ok := kv["router"]; ok {
+				p.RouterID, p.PortSecurity = routerID(r), false
+			}
+			if c, ok := kv["in"]; ok {
+				p.InboundChain = chainID(c)
+			}
+			if c, ok := kv["out"]; ok {
+				p.OutboundChain = chainID(c)
+			}
 			for _, ip := range kvAll(f[1:], "ip") {
 				sn, a, ok := strings.Cut(ip, ":")
 				if !ok {
@@ -177,10 +192,16 @@ func parseWorld(t testing.TB, text string) *world {
 				w.portName[e.PortID] = f[3]
 			}
 		default:
-			fail("unknown object %q", f[0])
+			if err := w.parseL3(t, f, kv, flags, &changes); err != nil {
+				fail("%v", err)
+			}
+		}
+		for _, x := range f[1:] {
+			w.l3.noteAddrs(x)
 		}
 	}
 	w.snap, _ = topology.Empty().Apply(changes)
+	w.nameL3Tags()
 	// Name every MAC tag any test may meet: all configured and learned MACs
 	// on every bridge.
 	var macs []topology.MAC
@@ -265,10 +286,15 @@ func (w *world) packet(t testing.TB, desc string) Packet {
 	kv, _ := splitFields(strings.Fields(desc))
 	from := w.ports[kv["from"]]
 	pkt := Packet{Ingress: portID(kv["from"])}
+	if strings.HasPrefix(kv["from"], UplinkPortPrefix) {
+		pkt.Ingress = kv["from"]
+	}
 	w.names[topology.TagPort(pkt.Ingress)] = "port(" + kv["from"] + ")"
 	m := &pkt.Match
 	if from != nil {
 		m.InPort = from.TunnelKey
+	} else if u := w.snap.Uplink(strings.TrimPrefix(kv["from"], UplinkPortPrefix)); u != nil {
+		m.InPort = u.TunnelKey
 	}
 	macOf := func(v string) [6]byte {
 		t.Helper()
@@ -351,6 +377,19 @@ func (w *world) packet(t testing.TB, desc string) Packet {
 		}
 		if v, ok := kv["dport"]; ok {
 			m.DstPort = uint16(atoi(t, v))
+		}
+		if v, ok := kv["ttl"]; ok {
+			m.IPTTL = uint8(atoi(t, v))
+		}
+		if v, ok := kv["id"]; ok {
+			m.ICMPID = uint16(atoi(t, v))
+		}
+		if v, ok := kv["icmp"]; ok {
+			typ, code, _ := strings.Cut(v, "/")
+			m.SrcPort, m.DstPort = uint16(atoi(t, typ)), uint16(atoi(t, code))
+		}
+		if kv["frame"] == "ip" {
+			pkt.Frame = w.ipFrame(t, desc, m, kv["inner"])
 		}
 	case "arp":
 		m.EthType = packet.EthTypeARP
@@ -459,6 +498,7 @@ func (w *world) render(r Result) string {
 	for _, e := range r.Emit {
 		fmt.Fprintf(&b, "emit: to port %s: %s\n", w.nameOfPort(e.PortID), describeFrame(e.Frame))
 	}
+	w.renderL3(&b, &r)
 	fmt.Fprintf(&b, "mask: %s\n", maskString(r.Mask))
 	var tags []string
 	for _, tg := range r.Tags {
@@ -499,7 +539,7 @@ func maskString(mk packet.FlowMatch) string {
 		{"in_port", u32(mk.InPort)}, {"eth_src", mk.EthSrc[:]}, {"eth_dst", mk.EthDst[:]}, {"eth_type", u16(mk.EthType)},
 		{"vlan", u16(mk.VLAN)}, {"ip_src", mk.IPSrc[:]}, {"ip_dst", mk.IPDst[:]}, {"ip_proto", []byte{mk.IPProto}},
 		{"ip_ttl", []byte{mk.IPTTL}}, {"ip_frag", []byte{mk.IPFrag}}, {"src_port", u16(mk.SrcPort)}, {"dst_port", u16(mk.DstPort)},
-		{"arp_sha", mk.ARPSha[:]},
+		{"arp_sha", mk.ARPSha[:]}, {"icmp_id", u16(mk.ICMPID)},
 	}
 	var out []string
 	for _, f := range fs {
@@ -566,6 +606,9 @@ func describeFrame(f []byte) string {
 		if msg := d.Message(); msg != "" {
 			s += fmt.Sprintf(" message %q", msg)
 		}
+		return s
+	}
+	if s := describeL3Frame(f, &m, &l); s != "" {
 		return s
 	}
 	return fmt.Sprintf("ethertype 0x%04x %d bytes", m.EthType, len(f))

@@ -14,6 +14,7 @@ import (
 	"strings"
 	"time"
 
+	"hivenet/internal/flowstate"
 	"hivenet/internal/packet"
 	"hivenet/internal/simulation"
 	"hivenet/internal/topology"
@@ -101,7 +102,7 @@ func Simulate(snap *topology.Snapshot, req Request, now int64) (*Response, error
 	if b := snap.Binding(port.ID); b != nil {
 		host = b.Host
 	}
-	res := simulation.Trace(snap, host, simulation.Packet{Ingress: port.ID, Match: m, Frame: frame}, now)
+	res := simulation.Trace(snap, host, simulation.Packet{Ingress: port.ID, Match: m, Frame: frame}, flowstate.Empty{}, now)
 	out := &Response{Host: host, Verdict: res.Verdict.String(), Reason: string(res.Reason), Emitted: len(res.Emit), Outputs: []Output{}}
 	for _, o := range res.Outputs {
 		out.Outputs = append(out.Outputs, Output{PortID: o.PortID, Host: o.Host, TunnelKey: o.TunnelKey, Local: o.Local})
