@@ -12,6 +12,10 @@ import (
 	"hivenet/internal/topology"
 )
 
+// StateKey is the reserved tunnel key (VNI) of flow-state messages; it is
+// never allocated to a port or bridge.
+const StateKey = 0xFFFFFF
+
 // PortNo numbers a bound interface within one datapath. 0 is never used
 // for a port.
 type PortNo uint32
@@ -68,6 +72,10 @@ type Stats struct {
 	TunnelUnknownKey        uint64
 	Flows                   int
 	UpcallsDroppedRateLimit uint64
+	// StateTx / StateRx count flow-state messages sent and received
+	// (also counted in TunnelTx / TunnelRx); StateUnhandled those
+	// received with no state handler set.
+	StateTx, StateRx, StateUnhandled uint64
 }
 
 // Datapath moves packets. All methods are safe for concurrent use.
@@ -92,6 +100,13 @@ type Datapath interface {
 	// Execute sends frame (with its GSO metadata) from inPort through
 	// actions. It does not retain frame.
 	Execute(inPort PortNo, frame []byte, gso GSO, actions *flowtable.Actions) error
+	// SendState sends a flow-state message (see package flowstate) to
+	// remote over the tunnel with the reserved key StateKey.
+	SendState(remote Remote, msg []byte) error
+	// SetStateHandler sets the function called, from the tunnel reader,
+	// with every flow-state message received; msg is valid only during
+	// the call.
+	SetStateHandler(h func(msg []byte))
 	// Flows lists the installed flows.
 	Flows() []FlowInfo
 	Stats() Stats

@@ -1,9 +1,12 @@
 // Package fake is an in-memory datapath.Datapath for agent unit tests.
 // Ports are named slots whose transmitted frames are recorded; frames
 // are injected with Inject (as if a VM sent them) and InjectTunnel (as if
-// a remote host tunnelled them). It uses the real flowtable, so flows,
-// masks, tags and counters behave as in the userspace datapath. It does
-// no I/O and starts no goroutine: Inject calls the Handler synchronously.
+// a remote host tunnelled them). Flow-state messages sent are recorded
+// (SentState) and received ones injected with InjectState. It uses the
+// real flowtable, so flows, masks, tags and counters behave as in the
+// userspace datapath, and the real rewrites (datapath.Rewriter), so
+// recorded frames carry rewritten headers and checksums. It does no I/O
+// and starts no goroutine: Inject calls the Handler synchronously.
 package fake
 
 import (
@@ -38,6 +41,12 @@ type TunnelFrame struct {
 	GSO    datapath.GSO
 }
 
+// StateMsg is a flow-state message sent with SendState.
+type StateMsg struct {
+	Remote datapath.Remote
+	Msg    []byte
+}
+
 // Config configures a fake Datapath.
 type Config struct {
 	// Now is the clock for flow stats and expiry (nanoseconds); nil means
@@ -70,6 +79,8 @@ type Datapath struct {
 	keys    map[uint32]datapath.PortNo
 	floods  map[uint32]floodSet
 	tunnel  []TunnelFrame
+	state   []StateMsg
+	stateH  func(msg []byte)
 	stats   datapath.Stats
 	closed  bool
 	missing map[string]bool
@@ -202,8 +213,19 @@ func (d *Datapath) executeLocked(inPort datapath.PortNo, frame []byte, gso datap
 		d.stats.Drops++
 		return nil
 	}
+	var rw datapath.Rewriter
+	copied := false
 	for _, a := range actions.List() {
 		switch a.Kind {
+		case flowtable.ActSetEthSrc, flowtable.ActSetEthDst, flowtable.ActDecTTL,
+			flowtable.ActSetIPv4Src, flowtable.ActSetIPv4Dst, flowtable.ActSetL4Src, flowtable.ActSetL4Dst:
+			if !copied { // never modify the caller's frame
+				frame, copied = slices.Clone(frame), true
+			}
+			if err := rw.Apply(frame, gso, &a); err != nil {
+				d.stats.Drops++
+				return err
+			}
 		case flowtable.ActOutput:
 			d.outputLocked(datapath.PortNo(a.Port), frame, gso)
 		case flowtable.ActTunnel:
@@ -272,7 +294,13 @@ func (d *Datapath) Inject(p datapath.PortNo, frame []byte, gso datapath.GSO) (hi
 }
 
 // InjectTunnel delivers frame as if it arrived from the tunnel with key.
+// Key datapath.StateKey delivers frame as a flow-state message
+// (InjectState).
 func (d *Datapath) InjectTunnel(key uint32, frame []byte) {
+	if key == datapath.StateKey {
+		d.InjectState(frame)
+		return
+	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	d.stats.TunnelRx++
@@ -287,6 +315,54 @@ func (d *Datapath) InjectTunnel(key uint32, frame []byte) {
 		return
 	}
 	d.stats.TunnelUnknownKey++
+}
+
+// SendState records msg as sent to remote.
+func (d *Datapath) SendState(remote datapath.Remote, msg []byte) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.closed {
+		return errors.New("fake: datapath closed")
+	}
+	d.state = append(d.state, StateMsg{Remote: remote, Msg: slices.Clone(msg)})
+	d.stats.StateTx++
+	d.stats.TunnelTx++
+	return nil
+}
+
+// SetStateHandler sets the function InjectState calls.
+func (d *Datapath) SetStateHandler(h func(msg []byte)) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.stateH = h
+}
+
+// InjectState delivers msg as if it arrived from the tunnel with key
+// datapath.StateKey: the state handler is called synchronously (without
+// the fake's lock held). It reports whether a handler took it.
+func (d *Datapath) InjectState(msg []byte) bool {
+	d.mu.Lock()
+	h := d.stateH
+	d.stats.StateRx++
+	d.stats.TunnelRx++
+	if h == nil {
+		d.stats.StateUnhandled++
+	}
+	d.mu.Unlock()
+	if h == nil {
+		return false
+	}
+	h(msg)
+	return true
+}
+
+// SentState returns and clears the flow-state messages sent.
+func (d *Datapath) SentState() []StateMsg {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	s := d.state
+	d.state = nil
+	return s
 }
 
 // Sent returns and clears the frames sent out of port p.

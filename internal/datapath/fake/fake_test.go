@@ -146,3 +146,88 @@ func TestMalformedAndTunnelIngress(t *testing.T) {
 		t.Error("AddPort of a missing interface succeeded")
 	}
 }
+
+// TestRewrites: a routed, SNATed flow comes out of the port and the
+// tunnel with its headers rewritten and valid checksums, before and after
+// the flow is cached; the injected frame is not modified; an output placed
+// before the rewrites sends the frame as it was.
+func TestRewrites(t *testing.T) {
+	routerMAC := [6]byte{0xfa, 0x16, 0x3e, 0, 0, 1}
+	snat := netip.MustParseAddr("192.0.2.10")
+	d := New(Config{})
+	pa, _ := d.AddPort("a")
+	pb, _ := d.AddPort("b")
+	var as flowtable.Actions
+	as.Append(flowtable.Action{Kind: flowtable.ActOutput, Port: uint32(pb)}) // before: unchanged
+	as.Append(flowtable.Action{Kind: flowtable.ActSetEthSrc, MAC: routerMAC})
+	as.Append(flowtable.Action{Kind: flowtable.ActSetEthDst, MAC: macB})
+	as.Append(flowtable.Action{Kind: flowtable.ActDecTTL, Port: 1})
+	as.Append(flowtable.Action{Kind: flowtable.ActSetIPv4Src, Remote: snat.As4()})
+	as.Append(flowtable.Action{Kind: flowtable.ActSetL4Src, RemotePort: 4242}) // echo id
+	as.Append(flowtable.Action{Kind: flowtable.ActOutput, Port: uint32(pb)})
+	as.Append(flowtable.Action{Kind: flowtable.ActTunnel, Key: 9, Remote: [4]byte{192, 168, 0, 2}, RemotePort: 4789})
+	if err := d.Start(func(u *datapath.Upcall) {
+		mask := packet.MaskOf(packet.FInPort | packet.FEthType)
+		_ = d.Install(u.Match.Masked(mask), mask, as, nil)
+		_ = d.Execute(u.InPort, u.Frame, u.GSO, &as)
+	}); err != nil {
+		t.Fatal(err)
+	}
+	frame := icmp(macA, routerMAC)
+	orig := bytes.Clone(frame)
+	for i := range 2 {
+		if _, err := d.Inject(pa, frame, datapath.GSO{}); err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(frame, orig) {
+			t.Fatalf("Inject #%d modified the caller's frame", i)
+		}
+		sent := d.Sent(pb)
+		tun := d.Tunnelled()
+		if len(sent) != 2 || len(tun) != 1 {
+			t.Fatalf("#%d: %d frames out of b and %d tunnelled, want 2 and 1", i, len(sent), len(tun))
+		}
+		if !bytes.Equal(sent[0].Data, orig) {
+			t.Errorf("#%d: the output before the rewrites sent %x, want the frame unchanged", i, sent[0].Data)
+		}
+		for _, out := range [][]byte{sent[1].Data, tun[0].Data} {
+			var m packet.FlowMatch
+			if err := packet.Parse(out, 0, &m); err != nil {
+				t.Fatal(err)
+			}
+			if m.EthSrc != routerMAC || m.EthDst != macB || m.IPTTL != 63 || m.Src() != snat || m.Dst() != ipB || m.ICMPID != 4242 {
+				t.Errorf("#%d: rewritten frame has %+v", i, m)
+			}
+			if c := packet.Checksum(out[14:34], 0); c != 0 {
+				t.Errorf("#%d: IPv4 header checksum does not verify", i)
+			}
+			if c := packet.Checksum(out[34:], 0); c != 0 {
+				t.Errorf("#%d: ICMP checksum does not verify", i)
+			}
+		}
+	}
+}
+
+func TestState(t *testing.T) {
+	d := New(Config{})
+	remote := datapath.Remote{Addr: netip.MustParseAddr("192.168.0.2"), Port: 4789}
+	if err := d.SendState(remote, []byte("conn 1")); err != nil {
+		t.Fatal(err)
+	}
+	if got := d.SentState(); len(got) != 1 || got[0].Remote != remote || string(got[0].Msg) != "conn 1" {
+		t.Errorf("SentState() = %+v", got)
+	}
+	if d.InjectState([]byte("x")) {
+		t.Error("InjectState with no handler reported delivery")
+	}
+	var got []string
+	d.SetStateHandler(func(msg []byte) { got = append(got, string(msg)) })
+	d.InjectState([]byte("a"))
+	d.InjectTunnel(datapath.StateKey, []byte("b"))
+	if len(got) != 2 || got[0] != "a" || got[1] != "b" {
+		t.Errorf("state handler got %q, want [a b]", got)
+	}
+	if st := d.Stats(); st.StateTx != 1 || st.StateRx != 3 || st.StateUnhandled != 1 {
+		t.Errorf("Stats() = %+v", st)
+	}
+}

@@ -38,11 +38,25 @@
 //     context's segment buffer and sent as UDP GSO trains (offload.go).
 //   - ActFlood: ActOutput to every local port of the flood set except the
 //     ingress port, ActTunnel to each remote of the set, VNI = Key.
+//   - Rewrites (ActSetEthSrc/Dst, ActDecTTL, ActSetIPv4Src/Dst,
+//     ActSetL4Src/Dst): applied to the frame in place, in list order, by
+//     the context's datapath.Rewriter (see datapath/rewrite.go: RFC 1624
+//     checksum updates, partial checksums and superframes included); the
+//     outputs after them send the rewritten frame. The frame is parsed
+//     for them once, at the first L3/L4 rewrite. A rewrite that does not
+//     fit the frame (TTL expired, not IPv4) drops it before any later
+//     output.
 //
 // Tunnel reader (readTunnel): recvmsg with UDP_GRO into its own buffer,
 // so one call returns a train of VXLAN datagrams and the segment size.
 // Each datagram's VNI is looked up in the tunnel-key table (key → port)
 // or the flood sets (key → local ports); no simulation happens here.
+// VNI datapath.StateKey is a flow-state message: the reader flushes the
+// coalescer and calls the state handler synchronously, so the state is
+// applied after every frame received before it and before any frame
+// received after it. SendState sends such messages from the same UDP
+// socket as the data, so a message sent before a packet to the same host
+// arrives before it (UDP_GRO keeps the order of a train).
 // Unicast frames go through the coalescer, which merges in-order TCP
 // segments back into superframes before writing them to the port.
 //
@@ -201,8 +215,9 @@ type Datapath struct {
 	ns    netns.NsHandle // the network namespace New ran in
 	epoch time.Time
 
-	handler atomic.Pointer[datapath.Handler]
-	state   atomic.Pointer[state]
+	handler      atomic.Pointer[datapath.Handler]
+	stateHandler atomic.Pointer[func(msg []byte)]
+	state        atomic.Pointer[state]
 
 	mu       sync.Mutex // serializes control changes; guards nextPort, started
 	nextPort datapath.PortNo
@@ -263,6 +278,7 @@ type counters struct {
 	rx, tx, hits, misses, drops, malformed atomic.Uint64
 	tunnelRx, tunnelTx, unknownKey         atomic.Uint64
 	upcallsLimited                         atomic.Uint64
+	stateTx, stateRx, stateUnhandled       atomic.Uint64
 }
 
 // New opens the VXLAN socket in the calling thread's network namespace
@@ -559,6 +575,47 @@ func (d *Datapath) Execute(inPort datapath.PortNo, frame []byte, gso datapath.GS
 	return d.execute(c, inPort, c.buf[headroom:headroom+n], gso, actions)
 }
 
+// SendState sends the flow-state message msg to remote as one VXLAN
+// datagram with VNI datapath.StateKey, from the tunnel socket: the same
+// socket and path as the data that follows it, so a message sent before
+// a packet to the same host is received before that packet. It copies
+// msg and does not retain it.
+func (d *Datapath) SendState(remote datapath.Remote, msg []byte) error {
+	a := remote.Addr.Unmap()
+	if !a.Is4() {
+		return fmt.Errorf("userspace: flow state to %v: the tunnel is IPv4", remote.Addr)
+	}
+	if len(msg) > maxUDPPayload-packet.VXLANHeaderLen {
+		return fmt.Errorf("userspace: flow-state message of %d bytes exceeds %d", len(msg), maxUDPPayload-packet.VXLANHeaderLen)
+	}
+	if d.closed.Load() {
+		return ErrClosed
+	}
+	c := d.ctxPool.Get().(*txCtx)
+	defer d.ctxPool.Put(c)
+	b := c.buf[headroom-packet.VXLANHeaderLen : headroom+len(msg)]
+	copy(b[packet.VXLANHeaderLen:], msg)
+	packet.PutVXLAN(b, datapath.StateKey)
+	c.sa = sockaddr4(a.As4(), remote.Port, d.cfg.TunnelPort)
+	if err := c.send(b, len(b)); err != nil {
+		return fmt.Errorf("userspace: flow state to %v: %w", a, err)
+	}
+	d.st.stateTx.Add(1)
+	return nil
+}
+
+// SetStateHandler sets the function the tunnel reader calls with every
+// flow-state message, before it reads the next datagram; nil removes it
+// (messages are then counted in StateUnhandled and dropped). msg is valid
+// only during the call.
+func (d *Datapath) SetStateHandler(h func(msg []byte)) {
+	if h == nil {
+		d.stateHandler.Store(nil)
+		return
+	}
+	d.stateHandler.Store(&h)
+}
+
 // Flows lists the installed flows.
 func (d *Datapath) Flows() []datapath.FlowInfo {
 	now := d.now()
@@ -584,6 +641,9 @@ func (d *Datapath) Stats() datapath.Stats {
 		TunnelTx:                d.st.tunnelTx.Load(),
 		TunnelUnknownKey:        d.st.unknownKey.Load(),
 		UpcallsDroppedRateLimit: d.st.upcallsLimited.Load(),
+		StateTx:                 d.st.stateTx.Load(),
+		StateRx:                 d.st.stateRx.Load(),
+		StateUnhandled:          d.st.stateUnhandled.Load(),
 		Flows:                   d.table.Len(),
 	}
 }

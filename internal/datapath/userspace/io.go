@@ -26,6 +26,7 @@ type txCtx struct {
 
 	m  packet.FlowMatch
 	up datapath.Upcall
+	rw datapath.Rewriter // rewrite actions of the frame being executed
 	// Upcall token bucket of the port this context reads (reader only).
 	tokens     float64
 	tokensTime int64
@@ -171,9 +172,20 @@ func (d *Datapath) execute(c *txCtx, in datapath.PortNo, frame []byte, g datapat
 			first = err
 		}
 	}
+	c.rw.Reset()
 	for i := range int(as.N) {
 		a := &as.A[i]
 		switch a.Kind {
+		case flowtable.ActSetEthSrc, flowtable.ActSetEthDst, flowtable.ActDecTTL,
+			flowtable.ActSetIPv4Src, flowtable.ActSetIPv4Dst, flowtable.ActSetL4Src, flowtable.ActSetL4Dst:
+			// In place, in list order: outputs before this one sent the
+			// frame as it was; g tells whether the checksum is still
+			// partial (an earlier tunnel output completes it).
+			if err := c.rw.Apply(frame, g, a); err != nil {
+				d.st.drops.Add(1)
+				note(err)
+				return first // the rest of the list must not see a half-rewritten frame
+			}
 		case flowtable.ActOutput:
 			note(d.output(c, s, datapath.PortNo(a.Port), frame, g))
 		case flowtable.ActTunnel:
@@ -434,6 +446,18 @@ func (d *Datapath) readTunnel() {
 			d.st.tunnelRx.Add(1)
 			vni, err := packet.ParseVXLAN(seg)
 			inner := seg[min(len(seg), packet.VXLANHeaderLen):]
+			if err == nil && vni == datapath.StateKey {
+				// Flow state: applied before anything that follows it,
+				// and after everything before it (flushed first).
+				co.flush()
+				d.st.stateRx.Add(1)
+				if h := d.stateHandler.Load(); h != nil {
+					(*h)(inner)
+				} else {
+					d.st.stateUnhandled.Add(1)
+				}
+				continue
+			}
 			if err != nil || len(inner) < 14 {
 				d.st.malformed.Add(1)
 				continue
