@@ -21,6 +21,8 @@ type labFlags struct {
 	underlay string
 	datapath string
 	binary   string
+	gateways []string
+	physnet  string
 	verbose  bool
 }
 
@@ -35,6 +37,8 @@ func (f *labFlags) addBuild(c *cobra.Command) {
 	c.Flags().StringVar(&f.underlay, "underlay", lab.DefaultUnderlayCIDR.String(), "underlay CIDR: hosts get .1..N, the server the last address")
 	c.Flags().StringVar(&f.datapath, "datapath", "", "passed to every agent as --datapath (empty: the agent's default)")
 	c.Flags().StringVar(&f.binary, "binary", "", "hivenet binary to run the server and agents with (default: this one)")
+	c.Flags().StringSliceVar(&f.gateways, "gateways", nil, "hosts wired to the \"outside\" namespace (upstream router 203.0.113.1, internet 198.51.100.1); their agents run with --bridge-mappings PHYSNET:"+lab.UplinkIf)
+	c.Flags().StringVar(&f.physnet, "physnet", lab.DefaultPhysNet, "physical network name of the external network on the gateways")
 }
 
 func (f *labFlags) logger(level slog.Level) *slog.Logger {
@@ -45,7 +49,8 @@ func (f *labFlags) logger(level slog.Level) *slog.Logger {
 }
 
 func (f *labFlags) config(level slog.Level) (lab.Config, error) {
-	cfg := lab.Config{Prefix: f.prefix, RunDir: f.runDir, Hosts: f.hosts, Datapath: f.datapath, Binary: f.binary, Logger: f.logger(level)}
+	cfg := lab.Config{Prefix: f.prefix, RunDir: f.runDir, Hosts: f.hosts, Datapath: f.datapath, Binary: f.binary, Logger: f.logger(level),
+		Gateways: f.gateways, PhysNet: f.physnet}
 	if f.underlay != "" {
 		p, err := netip.ParsePrefix(f.underlay)
 		if err != nil {

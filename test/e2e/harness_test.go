@@ -4,7 +4,8 @@
 // Every test is named TestPrivileged*, builds its own lab with the prefix
 // "hle-" (tests run one after the other), and tears it down in t.Cleanup,
 // dumping the server's and agents' logs when it failed. They need root, ip,
-// dhclient and ping; without root they skip.
+// dhclient and ping; without root they skip. $HIVENET_E2E_BIN runs a
+// prebuilt hivenet instead of building ./cmd/hivenet.
 package e2e
 
 import (
@@ -48,6 +49,10 @@ func TestMain(m *testing.M) {
 			return m.Run()
 		}
 		defer os.RemoveAll(dir)
+		if b := os.Getenv("HIVENET_E2E_BIN"); b != "" {
+			binary = b // a prebuilt binary (e.g. of a clean checkout)
+			return m.Run()
+		}
 		binary = filepath.Join(dir, "hivenet")
 		buildErr = buildHivenet(binary)
 		return m.Run()
@@ -100,14 +105,29 @@ type env struct {
 // at cleanup, after its logs are dumped if the test failed.
 func newEnv(t *testing.T, hosts int, projects ...string) *env {
 	t.Helper()
+	return newEnvWith(t, envOpts{hosts: hosts, projects: projects})
+}
+
+// envOpts configures newEnvWith.
+type envOpts struct {
+	hosts    int
+	projects []string // a member token "<project>-token" each
+	gateways []string // hosts wired to the outside namespace (lab.Config.Gateways)
+}
+
+// newEnvWith is newEnv with gateways: with o.gateways the lab has the
+// outside namespace and those hosts' agents bind ext0 to physnet1.
+func newEnvWith(t *testing.T, o envOpts) *env {
+	t.Helper()
 	requireLab(t)
+	hosts, projects := o.hosts, o.projects
 	var tokens []lab.Token
 	for _, p := range projects {
 		tokens = append(tokens, lab.Token{Token: p + "-token", ProjectID: p, Role: "member"})
 	}
 	l, err := lab.New(lab.Config{
 		Prefix: prefix, Hosts: hosts, RunDir: filepath.Join(t.TempDir(), "lab"),
-		Binary: binary, Datapath: *datapath, Tokens: tokens,
+		Binary: binary, Datapath: *datapath, Tokens: tokens, Gateways: o.gateways,
 		Logger: slog.New(slog.NewTextHandler(t.Output(), nil)),
 	})
 	if err != nil {
