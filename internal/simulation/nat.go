@@ -194,15 +194,24 @@ func (s *sim) xlate(from, to flowstate.Key, why string) {
 
 // addNAT records a new binding, in the router's zone.
 func (s *sim) addNAT(orig, xlat flowstate.Key) {
+	s.stateBlock()
 	var n *flowstate.NAT
-	if s.nNAT < len(s.blk.nat) {
-		n = &s.blk.nat[s.nNAT]
+	if s.nNAT < len(s.sblk.nat) {
+		n = &s.sblk.nat[s.nNAT]
 	} else {
 		n = new(flowstate.NAT)
 	}
 	s.nNAT++
 	*n = flowstate.NAT{Orig: orig, Xlat: xlat}
 	s.r.State = append(s.r.State, StateWrite{NAT: n})
+}
+
+// stateBlock allocates the state block on the first state write.
+func (s *sim) stateBlock() {
+	if s.sblk == nil {
+		s.sblk = new(stateBlock)
+		s.r.State = s.sblk.state[:0]
+	}
 }
 
 // addConn records a new conntrack entry (once: the two chains of ports on
@@ -213,9 +222,10 @@ func (s *sim) addConn(k flowstate.Key) {
 			return
 		}
 	}
+	s.stateBlock()
 	var p *flowstate.Key
-	if s.nKeys < len(s.blk.keys) {
-		p = &s.blk.keys[s.nKeys]
+	if s.nKeys < len(s.sblk.keys) {
+		p = &s.sblk.keys[s.nKeys]
 	} else {
 		p = new(flowstate.Key)
 	}

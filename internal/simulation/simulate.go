@@ -11,12 +11,19 @@ package simulation
 // workers may simulate concurrently without locks.
 //
 // Allocation budget: Simulate allocates once, a block holding the backing
-// arrays of Tags, Outputs and Flood (TestSimulateAllocs pins it). Trace
-// strings are only built by Trace. Measured 2026-11-24 on the shared
-// 2-core dev machine (BenchmarkSimulateBridge, TCP between two hosts with
-// port security): 128 B and 1 allocation per op, median about 450 ns
-// (runs from 370 to 1000 ns under load from other builds); Trace of the
-// same packet: 29 allocations, about 4 µs.
+// arrays of Tags, Outputs and Flood and the rewritten MACs; a packet that
+// creates flow state allocates a second block for State (conntrack keys,
+// NAT binding). TestSimulateAllocs and TestSimulateRouterAllocs pin it.
+// Emitted frames, uplink ingress (a pseudo-port), SNAT pushed to several
+// uplink hosts and more than maxTags tags allocate more. Trace strings are
+// only built by Trace. Measured 2026-11-24 on the shared 2-core dev
+// machine under load, old and new test binaries interleaved:
+// BenchmarkSimulateBridge (TCP between two hosts with port security)
+// 208 B, 1 allocation, median about 690 ns (the L2-only code before
+// routers: 128 B, about 620 ns in the same runs); BenchmarkSimulateRouterSG
+// (a new TCP connection routed between subnets through two
+// security-group chains with conntrack lookups, two state writes) 592 B,
+// 2 allocations, 1.1 to 1.4 µs (about 800 ns when the machine was quiet).
 
 import (
 	"fmt"
@@ -96,22 +103,29 @@ const maxHops = 16
 // maxTags is the number of tags a flow carries without spilling to the
 // heap: a bridge flow has at most 8 (ingress port, bridge, source MAC,
 // destination MAC, egress port, host, flood, a spare); a routed flow with
-// security groups about 14 (two chains, an address group, the router,
+// security groups about 13 (two chains, an address group, the router,
 // the second bridge and its MAC, the next hop).
-const maxTags = 20
+const maxTags = 16
 
-// block is the single allocation of a Result's slices and of what they
-// point to (rewritten MACs, state keys, the uplink pseudo-port).
+// block is the single allocation of a Result's slices (and of the
+// rewritten MACs Rewrite points to). It is kept small: measured on the
+// loaded 2-core machine, a 896-byte block made the bridge path 2.5 times
+// slower than a 128-byte one (allocation and GC cost under contention).
 type block struct {
-	tags   [maxTags]topology.Tag
-	out    [1]Output
-	flood  Flood
-	eth    [2]topology.MAC
-	state  [3]StateWrite
-	keys   [3]flowstate.Key
-	nat    [1]flowstate.NAT
-	hosts  [1]string
-	uplink topology.Port
+	tags  [maxTags]topology.Tag
+	out   [1]Output
+	flood Flood
+	eth   [2]topology.MAC
+}
+
+// stateBlock holds the state writes of a packet that creates flow state
+// (a second allocation, only then): up to three conntrack keys and one
+// NAT binding, and the single reply host of a VM egress.
+type stateBlock struct {
+	state [3]StateWrite
+	keys  [3]flowstate.Key
+	nat   [1]flowstate.NAT
+	hosts [1]string
 }
 
 // sim is the state of one simulation.
@@ -125,8 +139,9 @@ type sim struct {
 	pkt   Packet
 	trace bool
 
-	r   Result
-	blk *block
+	r    Result
+	blk  *block
+	sblk *stateBlock
 
 	// read has the fields the decision read; dstGroupBit is set when
 	// only the group bit of EthDst was read (multicast destination).
@@ -205,7 +220,6 @@ func simulate(snap *topology.Snapshot, local string, pkt Packet, st flowstate.Vi
 	blk := new(block)
 	s := sim{snap: snap, local: local, pkt: pkt, trace: trace, blk: blk, st: st, now: now, cur: pkt.Match}
 	s.r.Tags = blk.tags[:0]
-	s.r.State = blk.state[:0]
 	s.run()
 	r := s.r
 	if r.Verdict != Forward || len(r.State) == 0 {

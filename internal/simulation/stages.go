@@ -521,11 +521,9 @@ func (s *sim) egressPort() outcome {
 	s.blk.out[0] = Output{PortID: p.ID, Host: h.Name, Local: local, TunnelKey: p.TunnelKey}
 	s.r.Outputs = s.blk.out[:1]
 	s.r.Verdict = Forward
-	if !local {
-		s.blk.hosts[0] = h.Name
-		s.commitState(s.blk.hosts[:1])
-	} else {
-		s.commitState(nil)
+	if !local && s.sblk != nil {
+		s.sblk.hosts[0] = h.Name
+		s.commitState(s.sblk.hosts[:1])
 	}
 	if s.trace {
 		if local {

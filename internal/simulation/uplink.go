@@ -13,8 +13,8 @@ import (
 
 // uplinkIngress: the frame came from the physical network through uplink
 // u. It enters the external bridge of u's physical network as if from a
-// port with no port security and no chains; the pseudo-port lives in the
-// result's block (no allocation) and is named after the uplink.
+// port with no port security and no chains (a pseudo-port named after the
+// uplink: one more allocation on this path).
 func (s *sim) uplinkIngress() outcome {
 	id := s.pkt.Ingress[len(UplinkPortPrefix):]
 	u := s.snap.Uplink(id)
@@ -36,8 +36,8 @@ func (s *sim) uplinkIngress() outcome {
 		return s.drop(ReasonTopologyIncomplete)
 	}
 	s.tag(topology.TagBridge(b.ID))
-	s.blk.uplink = topology.Port{ID: s.pkt.Ingress, Name: s.pkt.Ingress, BridgeID: b.ID, AdminUp: true}
-	s.in, s.br = &s.blk.uplink, b
+	s.in = &topology.Port{ID: s.pkt.Ingress, Name: s.pkt.Ingress, BridgeID: b.ID, AdminUp: true}
+	s.br = b
 	if !b.AdminUp {
 		if s.trace {
 			s.step("uplink "+id, "%s admin down", bridgeDevice(b))
