@@ -11,4 +11,13 @@
 //
 // Tables are pure data structures: no I/O, no clock (now is passed in),
 // no goroutines; callers synchronize (Tables is safe for concurrent use).
+//
+// This package holds the types and codecs every side shares and imports
+// no sync (the simulation's dependency check forbids it in its pure
+// dependencies): Key, NAT, the View the simulation reads, replication
+// Messages (AppendMessage, ParseMessage, Split; one tunnel datagram
+// each), table snapshots for local disk (AppendSnapshot, ParseSnapshot)
+// and SNAT block arithmetic (BlockOf, NextBlock). The concurrent tables
+// themselves, the View the agent passes to the simulation, are
+// conntrack.Tables in the subpackage conntrack.
 package flowstate

@@ -27,10 +27,10 @@ func (m *model) addConn(k flowstate.Key, now int64) bool {
 		m.conns[i].Last = max(m.conns[i].Last, now)
 		return false
 	}
-	sh := hash(&k) & (connShards - 1)
+	sh := shardOf(&k)
 	n, oldest := 0, -1
 	for i := range m.conns {
-		if hash(&m.conns[i].Key)&(connShards-1) == sh {
+		if shardOf(&m.conns[i].Key) == sh {
 			n++
 			if oldest < 0 || m.conns[i].Last < m.conns[oldest].Last {
 				oldest = i

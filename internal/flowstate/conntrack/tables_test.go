@@ -477,3 +477,22 @@ func TestConcurrent(t *testing.T) {
 		t.Errorf("Stats do not add up: %+v", s)
 	}
 }
+
+func TestShardSymmetric(t *testing.T) {
+	var counts [connShards]int
+	for i := range 1 << 12 {
+		k := key(uint32(i%5), 6, "10.0.0.1:1000", "10.1.0.2:80")
+		k.Src[15], k.Dst[14] = byte(i), byte(i>>4)
+		k.SrcPort += uint16(i * 7)
+		r := k.Reverse()
+		if shardOf(&k) != shardOf(&r) {
+			t.Fatalf("shardOf(%v) = %d, shardOf(reverse) = %d", k, shardOf(&k), shardOf(&r))
+		}
+		counts[shardOf(&k)]++
+	}
+	for s, c := range counts {
+		if c < (1<<12)/connShards/2 || c > (1<<12)/connShards*2 {
+			t.Errorf("shard %d holds %d of %d keys: %v", s, c, 1<<12, counts)
+		}
+	}
+}
