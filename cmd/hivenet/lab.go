@@ -223,7 +223,7 @@ func newLabDemoCmd() *cobra.Command {
 	var keep bool
 	c := &cobra.Command{
 		Use:   "demo",
-		Short: "3 hosts, two tenant networks on the same CIDR, 4 VMs with dhclient, a ping matrix; cleans up after itself",
+		Short: "3 hosts, overlapping tenant networks, a router with SNAT, security groups, a floating IP reached from outside; cleans up after itself",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cfg, err := f.config(slog.LevelWarn)

@@ -41,6 +41,8 @@ func runFake(role string, args []string) error {
 	token := fs.String("admin-token", "", "")
 	host := fs.String("host", "", "")
 	fs.String("tunnel-ip", "", "")
+	fs.String("bridge-mappings", "", "")
+	fs.String("state-dir", "", "")
 	endpoints := fs.String("etcd-endpoints", "", "")
 	if err := fs.Parse(args); err != nil {
 		return err

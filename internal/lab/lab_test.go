@@ -371,22 +371,50 @@ func TestCleanupOrder(t *testing.T) {
 	}
 }
 
-// TestDemoTopology checks the demo shows what it claims: two networks on
+// TestDemoTopology checks the demo shows what it claims: red and blue on
 // the same CIDR in different projects, each spread across hosts, one host
 // carrying both, one address used in both networks and one address used in
-// only one of them (so the matrix has "self", "other" and "--" cells).
+// only one of them (so the matrix has "self", "other" and "--" cells); the
+// routed networks in one project on disjoint CIDRs; the floating-IP VM on
+// a routed network.
 func TestDemoTopology(t *testing.T) {
-	if len(demoNetworks) != 2 || demoNetworks[0].cidr != demoNetworks[1].cidr || demoNetworks[0].project == demoNetworks[1].project {
-		t.Fatalf("demo networks %+v: want 2 networks, same CIDR, different projects", demoNetworks)
+	byName := map[string]int{}
+	for i, n := range demoNetworks {
+		byName[n.name] = i
+	}
+	red, blue := demoNetworks[byName["red"]], demoNetworks[byName["blue"]]
+	if red.cidr != blue.cidr || red.project == blue.project {
+		t.Fatalf("red %+v, blue %+v: want the same CIDR in different projects", red, blue)
+	}
+	if len(demoRouted) != 2 {
+		t.Fatalf("demoRouted = %v, want two networks", demoRouted)
+	}
+	r0, r1 := demoNetworks[byName[demoRouted[0]]], demoNetworks[byName[demoRouted[1]]]
+	if r0.project != r1.project || netip.MustParsePrefix(r0.cidr).Overlaps(netip.MustParsePrefix(r1.cidr)) {
+		t.Errorf("routed networks %+v, %+v: want one project, disjoint CIDRs", r0, r1)
+	}
+	if !routed(r0.name, r1.name) || routed(r0.name, r0.name) || routed("blue", r0.name) {
+		t.Errorf("routed() disagrees with demoRouted %v", demoRouted)
 	}
 	hostsOf := map[string]map[string]bool{}
 	netsOnHost := map[string]map[string]bool{}
 	addrs := map[netip.Addr]map[string]bool{}
+	fipOnRouted := false
 	for _, v := range demoVMs {
 		if hostsOf[v.network] == nil {
 			hostsOf[v.network] = map[string]bool{}
 		}
 		hostsOf[v.network][v.host] = true
+		if v.name == demoFIPVM {
+			fipOnRouted = slices.Contains(demoRouted, v.network)
+		}
+		n := demoNetworks[byName[v.network]]
+		if !netip.MustParsePrefix(n.cidr).Contains(v.ip) {
+			t.Errorf("%s: %s outside %s", v.name, v.ip, n.cidr)
+		}
+		if v.network != "red" && v.network != "blue" {
+			continue
+		}
 		if netsOnHost[v.host] == nil {
 			netsOnHost[v.host] = map[string]bool{}
 		}
@@ -395,9 +423,9 @@ func TestDemoTopology(t *testing.T) {
 			addrs[v.ip] = map[string]bool{}
 		}
 		addrs[v.ip][v.network] = true
-		if !netip.MustParsePrefix(demoNetworks[0].cidr).Contains(v.ip) {
-			t.Errorf("%s: %s outside %s", v.name, v.ip, demoNetworks[0].cidr)
-		}
+	}
+	if !fipOnRouted {
+		t.Errorf("floating-IP VM %s is not on a routed network", demoFIPVM)
 	}
 	for n, hs := range hostsOf {
 		if len(hs) < 2 {
@@ -425,6 +453,8 @@ func TestCellOK(t *testing.T) {
 		ok      bool
 	}{
 		{outcome: CellReached, want: true, ok: true},
+		{outcome: CellRouted, want: true, ok: true},
+		{outcome: CellRouted, want: false, ok: false},
 		{outcome: CellNoReply, want: true, ok: false},
 		{outcome: CellOther, want: true, ok: false},
 		{outcome: CellReached, want: false, ok: false},
