@@ -167,6 +167,9 @@ func translateICMPError(frame []byte, osrc, odst [16]byte, in *flowstate.Key) ([
 				if c != 0 || f[io+9] == packet.ProtoTCP {
 					c = csumAdjust(c, oldAddrs[:], f[io+12:io+20])
 					c = csumAdjust(c, oldPorts[:], l4[:4])
+					if c == 0 && f[io+9] == packet.ProtoUDP {
+						c = 0xffff // RFC 768: a computed zero is sent as all ones
+					}
 					binary.BigEndian.PutUint16(l4[ck:], c)
 				}
 			}

@@ -45,7 +45,10 @@ func (v Verdict) String() string {
 // Reason is why a packet was dropped: a short stable identifier.
 type Reason string
 
-// Output is one unicast egress port.
+// Output is one unicast egress port, or an uplink (PortID =
+// UplinkPortID(u), TunnelKey = u.TunnelKey). A broadcast on an external
+// network has both an uplink Output and a Flood: the frame floods the
+// bridge and also leaves through that one uplink.
 type Output struct {
 	PortID string
 	// Host is the host the port is active on; Local is true when that is
@@ -103,7 +106,14 @@ func (r *Rewrite) IsZero() bool {
 // StateWrite is flow state the packet created: written to the local
 // tables and pushed to Hosts (the hosts that will see the reply or may
 // take over the path) before the packet is forwarded. Exactly one of
-// Conn and NAT is set.
+// Conn and NAT is set. Hosts never holds the simulating host (the local
+// write covers it): it is the egress port's host, or every other host
+// with an uplink on the physical network when the packet leaves through
+// an uplink (replies may come back through any of them); empty when the
+// reply will be simulated locally. Conn is a connection's forward key in
+// the zone of the filtered port's bridge (Bridge.FloodKey); NAT is a
+// binding in the router's zone (flowstate.RouterZone). State is only set
+// on a Forward verdict.
 type StateWrite struct {
 	Conn  *flowstate.Key
 	NAT   *flowstate.NAT
