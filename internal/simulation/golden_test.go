@@ -160,6 +160,11 @@ func checkInvariants(t *testing.T, w *world, name string, pkt Packet) {
 	if sim.Verdict != Forward && len(sim.State) != 0 {
 		t.Errorf("%s: state written for a packet not forwarded: %s", name, w.render(sim))
 	}
+	for _, st := range sim.State {
+		if (st.Conn == nil) == (st.NAT == nil) || slices.Contains(st.Hosts, w.local) || !slices.IsSorted(st.Hosts) || len(slices.Compact(slices.Clone(st.Hosts))) != len(st.Hosts) {
+			t.Errorf("%s: bad state write %+v (one of Conn and NAT; hosts sorted, unique, not the local host)", name, st)
+		}
+	}
 	for _, e := range sim.Emit {
 		if strings.Contains(describeFrame(e.Frame), "BAD csum") {
 			t.Errorf("%s: emitted frame with a bad checksum: %s", name, describeFrame(e.Frame))
