@@ -497,7 +497,6 @@ func benchRewrite(b *testing.B, fs frameSpec, as []flowtable.Action) {
 	frame, g := buildFrame(r, fs)
 	ttlAt := 14 + 8
 	b.ReportAllocs()
-	b.SetBytes(int64(len(frame)))
 	for b.Loop() {
 		frame[ttlAt] = 64
 		var rw Rewriter
