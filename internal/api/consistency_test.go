@@ -3,6 +3,7 @@ package api
 import (
 	"encoding/json"
 	"fmt"
+	"reflect"
 	"strings"
 	"sync"
 	"testing"
@@ -14,34 +15,52 @@ import (
 // checkConsistency verifies the store invariants every transaction must
 // keep: API objects and their translations come and go together, every
 // index key has a live owner, every owner holds exactly its index keys,
-// ports and subnets hang off live networks.
+// ports and subnets hang off live networks. The translations of ports,
+// routers, floating IPs, chains and address groups must equal a
+// recomputation from the API objects (nothing stale after races).
 func checkConsistency(t testing.TB, kv map[string]string) {
 	t.Helper()
 	nets := map[string]*translate.Network{}
 	subs := map[string]*translate.Subnet{}
 	ports := map[string]*translate.Port{}
-	for k, v := range kv {
-		var err error
-		switch {
-		case strings.HasPrefix(k, store.PrefixAPI+"networks/"):
-			n := new(translate.Network)
-			err = json.Unmarshal([]byte(v), n)
-			nets[n.ID] = n
-		case strings.HasPrefix(k, store.PrefixAPI+"subnets/"):
-			s := new(translate.Subnet)
-			err = json.Unmarshal([]byte(v), s)
-			subs[s.ID] = s
-		case strings.HasPrefix(k, store.PrefixAPI+"ports/"):
-			p := new(translate.Port)
-			err = json.Unmarshal([]byte(v), p)
-			ports[p.ID] = p
+	routers := map[string]*translate.Router{}
+	fips := map[string]*translate.FloatingIP{}
+	groups := map[string]*translate.SecurityGroup{}
+	decode := func(k, v, resource string, dst any) bool {
+		if !strings.HasPrefix(k, store.PrefixAPI+resource+"/") {
+			return false
 		}
-		if err != nil {
+		if err := json.Unmarshal([]byte(v), dst); err != nil {
 			t.Errorf("%s: %v", k, err)
+		}
+		return true
+	}
+	for k, v := range kv {
+		var (
+			n  translate.Network
+			s  translate.Subnet
+			p  translate.Port
+			r  translate.Router
+			f  translate.FloatingIP
+			sg translate.SecurityGroup
+		)
+		switch {
+		case decode(k, v, "networks", &n):
+			nets[n.ID] = &n
+		case decode(k, v, "subnets", &s):
+			subs[s.ID] = &s
+		case decode(k, v, "ports", &p):
+			ports[p.ID] = &p
+		case decode(k, v, "routers", &r):
+			routers[r.ID] = &r
+		case decode(k, v, "floatingips", &f):
+			fips[f.ID] = &f
+		case decode(k, v, "security-groups", &sg):
+			groups[sg.ID] = &sg
 		}
 	}
 	want := map[string]string{} // index key -> owner
-	topo := map[string]bool{}
+	topo := map[string]any{}    // topology key -> expected value (nil: any)
 	add := func(keys []string, owner string) {
 		for _, k := range keys {
 			if o, dup := want[k]; dup {
@@ -51,7 +70,7 @@ func checkConsistency(t testing.TB, kv map[string]string) {
 		}
 	}
 	for id, n := range nets {
-		topo[store.PrefixTopo+"bridge/"+id] = true
+		topo[store.PrefixTopo+"bridge/"+id] = translate.Bridge(n)
 		add(translate.NetworkIndexes(n), id)
 		for _, sid := range n.Subnets {
 			if subs[sid] == nil {
@@ -60,14 +79,19 @@ func checkConsistency(t testing.TB, kv map[string]string) {
 		}
 	}
 	for id, s := range subs {
-		topo[store.PrefixTopo+"subnet/"+id] = true
+		topo[store.PrefixTopo+"subnet/"+id] = nil
 		add(translate.SubnetIndexes(s), translate.DHCPOwner(id))
 		if n := nets[s.NetworkID]; n == nil || !containsStr(n.Subnets, id) {
 			t.Errorf("subnet %s not on a live network %s", id, s.NetworkID)
 		}
 	}
+	members := map[string][]*translate.Port{}
 	for id, p := range ports {
-		topo[store.PrefixTopo+"port/"+id] = true
+		tp, err := translate.TopoPort(p)
+		if err != nil {
+			t.Errorf("port %s: %v", id, err)
+		}
+		topo[store.PrefixTopo+"port/"+id] = tp
 		add(translate.PortIndexes(p), id)
 		if nets[p.NetworkID] == nil {
 			t.Errorf("port %s on missing network %s", id, p.NetworkID)
@@ -75,6 +99,66 @@ func checkConsistency(t testing.TB, kv map[string]string) {
 		for _, f := range p.FixedIPs {
 			if s := subs[f.SubnetID]; s == nil || s.NetworkID != p.NetworkID {
 				t.Errorf("port %s address %s in missing subnet %s", id, f.IPAddress, f.SubnetID)
+			}
+		}
+		for _, g := range p.SecurityGroups {
+			if groups[g] == nil {
+				t.Errorf("port %s in missing security group %s", id, g)
+			}
+			members[g] = append(members[g], p)
+		}
+		if translate.IsRouterPort(p) && routers[p.DeviceID] == nil {
+			t.Errorf("port %s of missing router %s", id, p.DeviceID)
+		}
+		if translate.HasChains(p) {
+			in, out, err := translate.PortChains(p, groups)
+			if err != nil {
+				t.Errorf("port %s chains: %v", id, err)
+			}
+			topo[store.PrefixTopo+"chain/"+in.ID] = in
+			topo[store.PrefixTopo+"chain/"+out.ID] = out
+		}
+	}
+	for id, g := range groups {
+		add(translate.SecurityGroupIndexes(g), id)
+		ag, err := translate.AddrGroup(id, members[id])
+		if err != nil {
+			t.Errorf("group %s: %v", id, err)
+		}
+		topo[store.PrefixTopo+"addrgroup/"+id] = ag
+		for _, r := range g.Rules {
+			if r.RemoteGroupID != nil && groups[*r.RemoteGroupID] == nil {
+				t.Errorf("rule %s of group %s refers to missing group %s", r.ID, id, *r.RemoteGroupID)
+			}
+		}
+	}
+	for id, r := range routers {
+		var gw *translate.Port
+		var ext *translate.Subnet
+		if r.GatewayPortID != "" {
+			if gw = ports[r.GatewayPortID]; gw == nil {
+				t.Errorf("router %s: missing gateway port %s", id, r.GatewayPortID)
+			} else if len(gw.FixedIPs) > 0 {
+				ext = subs[gw.FixedIPs[0].SubnetID]
+			}
+		}
+		tr, err := translate.TopoRouter(r, gw, ext)
+		if err != nil {
+			t.Errorf("router %s: %v", id, err)
+		}
+		topo[store.PrefixTopo+"router/"+id] = tr
+	}
+	for id, f := range fips {
+		tf, err := translate.TopoFloatingIP(f)
+		if err != nil {
+			t.Errorf("floating IP %s: %v", id, err)
+		}
+		topo[store.PrefixTopo+"floatingip/"+id] = tf
+		add(translate.FloatingIPIndexes(f), id)
+		if f.PortID != nil {
+			p := ports[*f.PortID]
+			if p == nil || f.RouterID == nil || routers[*f.RouterID] == nil {
+				t.Errorf("floating IP %s associated with missing port %v or router %v", id, *f.PortID, f.RouterID)
 			}
 		}
 	}
@@ -87,10 +171,22 @@ func checkConsistency(t testing.TB, kv map[string]string) {
 			}
 			delete(want, rel)
 		case strings.HasPrefix(k, store.PrefixTopo):
-			if !topo[k] {
+			exp, ok := topo[k]
+			if !ok {
 				t.Errorf("topology %s without its API object", k)
+				continue
 			}
 			delete(topo, k)
+			if exp == nil {
+				continue
+			}
+			var got, wantV any
+			b, _ := json.Marshal(exp)
+			json.Unmarshal(b, &wantV)
+			json.Unmarshal([]byte(v), &got)
+			if !reflect.DeepEqual(got, wantV) {
+				t.Errorf("topology %s is stale:\n got %s\nwant %s", k, v, b)
+			}
 		}
 	}
 	for k, owner := range want {
@@ -173,8 +269,19 @@ func TestConcurrentMixedWritesStayConsistent(t *testing.T) {
 		checkConsistency(t, e.dump())
 	}
 	for k := range e.dump() {
-		if !strings.HasPrefix(k, store.PrefixSeq) {
+		// The project's default security group stays, as in Neutron.
+		if !strings.HasPrefix(k, store.PrefixSeq) && !isDefaultGroupKey(k) {
 			t.Errorf("left behind: %s", k)
 		}
 	}
+}
+
+// isDefaultGroupKey reports keys a project's default security group owns.
+func isDefaultGroupKey(k string) bool {
+	for _, p := range []string{store.PrefixAPI + "security-groups/", store.PrefixTopo + "addrgroup/", store.PrefixIndex + "sgrule/", store.PrefixIndex + "sgdefault/"} {
+		if strings.HasPrefix(k, p) {
+			return true
+		}
+	}
+	return false
 }

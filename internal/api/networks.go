@@ -2,6 +2,7 @@ package api
 
 import (
 	"context"
+	"strings"
 
 	"hivenet/internal/store"
 	"hivenet/internal/topology"
@@ -10,10 +11,12 @@ import (
 
 var (
 	networkCreateAttrs = []string{"name", "description", "admin_state_up", "shared", "project_id", "tenant_id", "mtu",
-		"port_security_enabled", "router:external", "tags", "provider:network_type"}
+		"port_security_enabled", "router:external", "tags", "provider:network_type", "provider:physical_network"}
 	networkUpdateAttrs = []string{"name", "description", "admin_state_up", "shared", "mtu", "port_security_enabled", "router:external", "tags"}
 	networkReadOnly    = []string{"id", "status", "subnets", "project_id", "tenant_id", "created_at", "updated_at",
 		"revision_number", "provider:network_type", "provider:physical_network", "provider:segmentation_id"}
+	// maxPhysNetLen bounds provider:physical_network (Neutron's 64).
+	maxPhysNetLen = 64
 )
 
 func (s *Server) networksResource() *resource {
@@ -27,7 +30,7 @@ func (s *Server) networksResource() *resource {
 			}
 			var out []any
 			for _, n := range ns {
-				if c.canSee(n.ProjectID, n.Shared) {
+				if c.canSee(n.ProjectID, n.Shared || n.External) {
 					out = append(out, n)
 				}
 			}
@@ -56,7 +59,7 @@ func visibleNetwork(tx *store.Tx, c *caller, id string) (*translate.Network, err
 	if err != nil {
 		return nil, err
 	}
-	if n == nil || !c.canSee(n.ProjectID, n.Shared) {
+	if n == nil || !c.canSee(n.ProjectID, n.Shared || n.External) {
 		return nil, notFound("Network", id)
 	}
 	return n, nil
@@ -97,8 +100,8 @@ func (s *Server) networkAttrs(c *caller, a attrs, n *translate.Network) error {
 	if a.has("shared") && n.Shared && !c.Admin {
 		return forbidden("Only an admin may share a network (shared)")
 	}
-	if n.External {
-		return invalidInput("router:external", "external networks are not supported yet")
+	if a.has("router:external") && n.External && !c.Admin {
+		return forbidden("(rule:create_network:router:external) is disallowed by policy: only an admin may set router:external")
 	}
 	if err := a.integer("mtu", &n.MTU); err != nil {
 		return err
@@ -124,17 +127,22 @@ func (s *Server) createNetwork(ctx context.Context, c *caller, a attrs) (any, er
 	if err := s.networkAttrs(c, a, &tmpl); err != nil {
 		return nil, err
 	}
-	var nt string
-	if err := a.str("provider:network_type", &nt, 0); err != nil {
+	if err := providerAttrs(c, a, &tmpl); err != nil {
 		return nil, err
-	}
-	if a.has("provider:network_type") && nt != "vxlan" {
-		return nil, invalidInput("provider:network_type", "network type '%s' is not supported, only vxlan is", nt)
 	}
 	var n translate.Network
 	_, err = s.st.Update(ctx, func(tx *store.Tx) error {
 		n = tmpl
 		n.CreatedAt, n.UpdatedAt = s.now(), s.now()
+		if n.PhysicalNetwork != nil {
+			owner, err := tx.Get(store.PrefixIndex + translate.PhysNetIndex(*n.PhysicalNetwork))
+			if err != nil {
+				return err
+			}
+			if owner != nil {
+				return conflict("FlatNetworkInUse", "Unable to create the flat network. Physical network %s is in use (by network %s).", *n.PhysicalNetwork, owner)
+			}
+		}
 		k, err := allocTunnelKey(tx)
 		if err != nil {
 			return err
@@ -163,9 +171,12 @@ func (s *Server) updateNetwork(ctx context.Context, c *caller, id string, a attr
 		if n, err = changeableNetwork(tx, c, id); err != nil {
 			return err
 		}
-		wasShared := n.Shared
+		wasShared, wasExternal := n.Shared, n.External
 		if err := s.networkAttrs(c, a, n); err != nil {
 			return err
+		}
+		if n.External != wasExternal {
+			return invalidInput("router:external", "router:external cannot change after creation (it goes with provider:network_type flat)")
 		}
 		if wasShared && !n.Shared {
 			if err := checkNoForeignPorts(tx, n); err != nil {
@@ -212,11 +223,16 @@ func (s *Server) deleteNetwork(ctx context.Context, c *caller, id string) error 
 		}
 		// Anything left under the network's address index (there should
 		// be nothing once its subnets and ports are gone) goes too.
-		left, err := tx.Peek(store.PrefixIndex + translate.IPIndexPrefix(id))
+		left, err := tx.List(store.PrefixIndex + translate.IPIndexPrefix(id))
 		if err != nil {
 			return err
 		}
 		for _, kv := range left {
+			if fip, err := getObj[translate.FloatingIP](tx, "floatingips", string(kv.Value)); err != nil {
+				return err
+			} else if fip != nil {
+				return conflict("NetworkInUse", "Unable to complete operation on network %s. There are one or more floating IPs on the network (%s).", id, fip.FloatingIPAddress)
+			}
 			tx.Delete(kv.Key)
 		}
 		tx.Delete(store.APIKey("networks", id))
@@ -241,6 +257,49 @@ func checkNoForeignPorts(tx *store.Tx, n *translate.Network) error {
 		if p != nil && p.ProjectID != n.ProjectID {
 			return conflict("InvalidSharedSetting", "Unable to reconfigure sharing settings for network %s. Multiple tenants are using it (shared).", n.ID)
 		}
+	}
+	return nil
+}
+
+// providerAttrs decodes provider:network_type (vxlan, the default, or
+// flat) and provider:physical_network (flat only, required there). Only
+// an admin sets them. hivenet reaches a flat network only through
+// gateway hosts' uplinks, so flat networks are external and external
+// networks flat.
+func providerAttrs(c *caller, a attrs, n *translate.Network) error {
+	for _, k := range []string{"provider:network_type", "provider:physical_network"} {
+		if a.has(k) && !c.Admin {
+			return forbidden("(rule:create_network:%s) is disallowed by policy: only an admin may set %s", k, k)
+		}
+	}
+	if err := a.str("provider:network_type", &n.NetworkType, 0); err != nil {
+		return err
+	}
+	var phys string
+	if err := a.str("provider:physical_network", &phys, maxPhysNetLen); err != nil {
+		return err
+	}
+	switch n.NetworkType {
+	case "vxlan":
+		if phys != "" {
+			return invalidInput("provider:physical_network", "a vxlan network has no physical network")
+		}
+		if n.External {
+			return invalidInput("router:external", "an external network must be flat (provider:network_type flat with a provider:physical_network)")
+		}
+	case "flat":
+		if phys == "" {
+			return invalidInput("provider:physical_network", "a flat network requires provider:physical_network")
+		}
+		if strings.ContainsAny(phys, "/ \t\n") {
+			return invalidInput("provider:physical_network", "'%s' contains '/' or spaces", clip([]byte(phys)))
+		}
+		if !n.External {
+			return invalidInput("router:external", "a flat network must be external (router:external true): only gateway hosts reach it")
+		}
+		n.PhysicalNetwork = &phys
+	default:
+		return invalidInput("provider:network_type", "network type '%s' is not supported, only vxlan and flat are", n.NetworkType)
 	}
 	return nil
 }

@@ -3,6 +3,7 @@ package api
 import (
 	"context"
 	"fmt"
+	"net/http"
 	"net/netip"
 	"slices"
 	"strings"
@@ -182,12 +183,30 @@ func portAttrs(a attrs, p *translate.Port) error {
 			return invalidInput("binding:profile", "interface_name %v is not a valid Linux interface name (at most %d characters, no '/', ':' or spaces)", v, maxIfName)
 		}
 	}
-	var sgs []string
-	if err := a.strList("security_groups", &sgs); err != nil {
-		return err
+	if a.has("device_owner") && (p.DeviceOwner == translate.OwnerRouterInterface || p.DeviceOwner == translate.OwnerRouterGateway) {
+		return invalidInput("device_owner", "device owner %s is reserved for ports the router API makes (add_router_interface, external_gateway_info)", p.DeviceOwner)
 	}
-	if len(sgs) > 0 {
-		return invalidInput("security_groups", "security groups are not supported yet; pass [] or omit it")
+	if a.has("security_groups") {
+		var sgs []string
+		if err := a.strList("security_groups", &sgs); err != nil {
+			return err
+		}
+		var uniq []string
+		for _, g := range sgs {
+			if !validID(g) {
+				return invalidInput("security_groups", "'%s' is not a security group ID", clip([]byte(g)))
+			}
+			if !slices.Contains(uniq, g) {
+				uniq = append(uniq, g)
+			}
+		}
+		if len(uniq) > maxGroupsPerPort {
+			return invalidInput("security_groups", "%d groups exceed the maximum of %d per port", len(uniq), maxGroupsPerPort)
+		}
+		if uniq == nil {
+			uniq = []string{}
+		}
+		p.SecurityGroups = uniq
 	}
 	if a.has("allowed_address_pairs") {
 		var pairs []translate.AddressPair
@@ -473,6 +492,7 @@ func (s *Server) createPort(ctx context.Context, c *caller, a attrs) (any, error
 	var p translate.Port
 	_, err = s.st.Update(ctx, func(tx *store.Tx) error {
 		p = tmpl
+		var written map[string]*translate.SecurityGroup // groups this tx writes
 		p.AllowedAddressPairs = slices.Clone(tmpl.AllowedAddressPairs)
 		// One round trip for what every create reads.
 		if validID(p.NetworkID) {
@@ -490,6 +510,21 @@ func (s *Server) createPort(ctx context.Context, c *caller, a attrs) (any, error
 		if !a.has("port_security_enabled") {
 			p.PortSecurityEnabled = n.PortSecurityEnabled
 		}
+		switch {
+		case !p.PortSecurityEnabled && len(p.SecurityGroups) > 0:
+			return errPortSecurityForGroups()
+		case p.PortSecurityEnabled && !a.has("security_groups"):
+			g, err := s.defaultGroup(tx, p.ProjectID)
+			if err != nil {
+				return err
+			}
+			p.SecurityGroups = []string{g.ID}
+			written = map[string]*translate.SecurityGroup{g.ID: g}
+		default:
+			if err := checkPortGroups(tx, c, &p, nil); err != nil {
+				return err
+			}
+		}
 		if p.FixedIPs, err = resolveFixedIPs(tx, n, p.ID, p.DeviceOwner, reqIPs, a.has("fixed_ips")); err != nil {
 			return err
 		}
@@ -503,7 +538,10 @@ func (s *Server) createPort(ctx context.Context, c *caller, a attrs) (any, error
 			return err
 		}
 		p.CreatedAt, p.UpdatedAt = s.now(), s.now()
-		return writePort(tx, nil, &p)
+		if err := writePort(tx, nil, &p); err != nil {
+			return err
+		}
+		return syncPortSecurity(tx, nil, &p, written)
 	})
 	if err != nil {
 		return nil, err
@@ -528,11 +566,28 @@ func (s *Server) updatePort(ctx context.Context, c *caller, id string, a attrs) 
 		if err != nil {
 			return err
 		}
+		if translate.IsRouterPort(old) {
+			for _, k := range []string{"device_owner", "device_id", "fixed_ips", "port_security_enabled", "security_groups", "allowed_address_pairs", "binding:host_id", "binding:profile", "mac_address"} {
+				if a.has(k) {
+					return errRouterPort(old, k)
+				}
+			}
+		}
 		cp := *old
 		cp.AllowedAddressPairs = slices.Clone(old.AllowedAddressPairs)
 		cp.Tags = slices.Clone(old.Tags)
+		cp.SecurityGroups = slices.Clone(old.SecurityGroups)
 		p = &cp
 		if err := portAttrs(a, p); err != nil {
+			return err
+		}
+		if !p.PortSecurityEnabled && len(p.SecurityGroups) > 0 {
+			if a.has("security_groups") {
+				return errPortSecurityForGroups()
+			}
+			return conflict("PortSecurityPortHasSecurityGroup", "Port has security group associated. Cannot disable port security or ip address until security group is removed (security_groups, port_security_enabled).")
+		}
+		if err := checkPortGroups(tx, c, p, old); err != nil {
 			return err
 		}
 		n, err := getObj[translate.Network](tx, "networks", p.NetworkID)
@@ -572,7 +627,13 @@ func (s *Server) updatePort(ctx context.Context, c *caller, id string, a attrs) 
 		}
 		p.UpdatedAt = s.now()
 		p.RevisionNumber++
+		if err := keepAssociatedIPs(tx, old, p); err != nil {
+			return err
+		}
 		if err := writePort(tx, old, p); err != nil {
+			return err
+		}
+		if err := syncPortSecurity(tx, old, p, nil); err != nil {
 			return err
 		}
 		b, err := tx.Get(store.TopoKey(topology.KindPortBinding, id))
@@ -594,9 +655,60 @@ func (s *Server) deletePort(ctx context.Context, c *caller, id string) error {
 		if err != nil {
 			return err
 		}
-		tx.Delete(store.APIKey("ports", id))
-		tx.Delete(store.TopoKey(topology.KindPort, id))
-		return writeIndexes(tx, translate.PortIndexes(p), nil, "")
+		if translate.IsRouterPort(p) {
+			return errRouterPort(p, "")
+		}
+		if err := s.disassociatePort(tx, p.ID); err != nil {
+			return err
+		}
+		return removePort(tx, p)
 	})
 	return err
+}
+
+// removePort deletes p with its translation and index keys.
+func removePort(tx *store.Tx, p *translate.Port) error {
+	tx.Delete(store.APIKey("ports", p.ID))
+	tx.Delete(store.TopoKey(topology.KindPort, p.ID))
+	if err := writeIndexes(tx, translate.PortIndexes(p), nil, ""); err != nil {
+		return err
+	}
+	return syncPortSecurity(tx, p, nil, nil)
+}
+
+func errPortSecurityForGroups() *Error {
+	return Errorf(http.StatusBadRequest, "PortSecurityAndIPRequiredForSecurityGroups",
+		"Port security must be enabled and port must have an IP address in order to use security groups (security_groups, port_security_enabled).")
+}
+
+// errRouterPort refuses changing (attr) or deleting ("") a router's port
+// through the ports API.
+func errRouterPort(p *translate.Port, attr string) *Error {
+	if attr == "" {
+		return conflict("L3PortInUse", "Port %s has owner %s and therefore cannot be deleted directly via the port API (use remove_router_interface or clear external_gateway_info of router %s).", p.ID, p.DeviceOwner, p.DeviceID)
+	}
+	return conflict("L3PortInUse", "Port %s has owner %s (router %s): %s cannot be changed through the port API.", p.ID, p.DeviceOwner, p.DeviceID, attr)
+}
+
+// checkPortGroups checks the groups p joins (not in old): they exist and
+// belong to the port's project. The reads guard the commit, so a group
+// deleted meanwhile makes the write retry and fail.
+func checkPortGroups(tx *store.Tx, c *caller, p, old *translate.Port) error {
+	var fresh []string
+	for _, g := range p.SecurityGroups {
+		if old == nil || !slices.Contains(old.SecurityGroups, g) {
+			fresh = append(fresh, g)
+		}
+	}
+	groups, err := loadGroups(tx, fresh, nil)
+	if err != nil {
+		return err
+	}
+	for _, id := range fresh {
+		g := groups[id]
+		if g == nil || (g.ProjectID != p.ProjectID && !c.Admin) {
+			return notFound("SecurityGroup", id)
+		}
+	}
+	return nil
 }

@@ -78,6 +78,11 @@ func New(cfg Config) (*Server, error) {
 		"subnets":  s.subnetsResource(),
 		"ports":    s.portsResource(),
 		"agents":   s.agentsResource(),
+
+		"routers":              s.routersResource(),
+		"floatingips":          s.floatingIPsResource(),
+		"security-groups":      s.securityGroupsResource(),
+		"security-group-rules": s.securityGroupRulesResource(),
 	}
 	return s, nil
 }
@@ -170,6 +175,12 @@ func (s *Server) route(w http.ResponseWriter, r *http.Request) {
 		s.serveTrace(ctx, w, r, c)
 		return
 	}
+	if len(parts) == 3 && parts[0] == "routers" {
+		if err := s.serveRouterAction(ctx, w, r, c, parts[1], parts[2]); err != nil {
+			s.fail(w, r, err)
+		}
+		return
+	}
 	res := s.res[parts[0]]
 	if res == nil || len(parts) > 2 || (len(parts) == 2 && parts[1] == "") {
 		writeError(w, Errorf(http.StatusNotFound, "HTTPNotFound", "The resource %s could not be found.", r.URL.Path))
@@ -232,7 +243,10 @@ func (s *Server) versions(r *http.Request) any {
 
 func (s *Server) resources(r *http.Request) any {
 	var out []any
-	for _, p := range []struct{ name, coll string }{{"network", "networks"}, {"subnet", "subnets"}, {"port", "ports"}, {"agent", "agents"}} {
+	for _, p := range []struct{ name, coll string }{
+		{"network", "networks"}, {"subnet", "subnets"}, {"port", "ports"}, {"agent", "agents"},
+		{"router", "routers"}, {"floatingip", "floatingips"}, {"security_group", "security-groups"}, {"security_group_rule", "security-group-rules"},
+	} {
 		out = append(out, map[string]any{
 			"name": p.name, "collection": p.coll,
 			"links": []any{map[string]string{"rel": "self", "href": baseURL(r) + "/v2.0/" + p.coll}},
@@ -246,10 +260,14 @@ var extensions = []struct{ alias, name, desc string }{
 	{"agent", "agent", "The agent management extension: one agent per live hivenet host."},
 	{"allowed-address-pairs", "Allowed Address Pairs", "Extra (IP or CIDR, MAC) pairs a port may send from."},
 	{"binding", "Port Binding", "binding:host_id, binding:profile (interface_name), binding:vif_type, binding:vnic_type."},
-	{"external-net", "Neutron external network", "router:external (always false for now)."},
+	{"external-net", "Neutron external network", "router:external: flat networks on a physical network, reached through gateway hosts' uplinks."},
+	{"router", "Neutron L3 Router", "Distributed routers, external gateways with SNAT, floating IPs."},
+	{"extraroute", "Neutron Extra Route", "Static routes of routers (routes)."},
+	{"ext-gw-mode", "Neutron L3 Configurable external gateway mode", "enable_snat of external_gateway_info."},
+	{"security-group", "security-group", "Stateful security groups and rules, compiled into filter chains."},
 	{"network-mtu", "Network MTU", "The network MTU: underlay MTU minus the VXLAN overhead."},
 	{"port-security", "Port Security", "port_security_enabled on networks and ports."},
-	{"provider", "Provider Network", "provider:network_type vxlan and provider:segmentation_id (read-only)."},
+	{"provider", "Provider Network", "provider:network_type vxlan (provider:segmentation_id read-only) or flat with provider:physical_network (admin only)."},
 	{"hivenet-trace", "hivenet trace", "POST /v2.0/hivenet/trace simulates a packet through the virtual topology."},
 }
 

@@ -35,7 +35,7 @@ func (s *Server) subnetsResource() *resource {
 					return nil, err
 				}
 				for _, n := range ns {
-					shared[n.ID] = n.Shared
+					shared[n.ID] = n.Shared || n.External
 				}
 			}
 			var out []any
@@ -78,7 +78,7 @@ func visibleSubnet(tx *store.Tx, c *caller, id string) (*translate.Subnet, error
 	if err != nil {
 		return nil, err
 	}
-	if n == nil || !n.Shared {
+	if n == nil || !(n.Shared || n.External) {
 		return nil, notFound("Subnet", id)
 	}
 	return sn, nil

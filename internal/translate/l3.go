@@ -436,12 +436,16 @@ func RouterFIPIndex(routerID, fipID string) string { return "routerfip/" + route
 // RouterFIPPrefix is the prefix of a router's RouterFIPIndex keys.
 func RouterFIPPrefix(routerID string) string { return "routerfip/" + routerID + "/" }
 
+// DefaultGroupName is the name of a project's default group; no other
+// group may have it.
+const DefaultGroupName = "default"
+
 // SecurityGroupIndexes returns the index keys a group owns: one per rule,
 // one per reference to another group (remote_group_id), and its
 // project's default key when it is the default group.
-func SecurityGroupIndexes(g *SecurityGroup, isDefault bool) []string {
+func SecurityGroupIndexes(g *SecurityGroup) []string {
 	var out []string
-	if isDefault {
+	if g.Name == DefaultGroupName {
 		out = append(out, SGDefaultIndex(g.ProjectID))
 	}
 	for _, r := range g.Rules {

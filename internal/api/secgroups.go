@@ -1,0 +1,660 @@
+package api
+
+import (
+	"context"
+	"net/http"
+	"slices"
+	"strconv"
+
+	"hivenet/internal/store"
+	"hivenet/internal/topology"
+	"hivenet/internal/translate"
+)
+
+// Security groups and their rules. A group is stored whole, rules
+// included (api/security-groups/<id>); each rule has an index key naming
+// its group (sgrule/<rule>), so a rule write is a read-modify-write of its
+// group. The group's members are the sgport/<group>/ index keys their
+// ports own. The translation, in the same transaction:
+//
+//   - the group's IPAddrGroup (topology addrgroup/<group>): the fixed IPs
+//     of its members, for remote_group_id rules;
+//   - each member port's inbound and outbound chains (topology
+//     chain/in-<port>, chain/out-<port>), compiled from all its groups.
+//
+// Costs: a rule write reads the group, its members and their other groups
+// and rewrites the members' chains (O(members × their groups)); a port
+// write reads its groups and, when its addresses or groups change, the
+// members of the groups it joins or leaves (O(members)). Limits:
+// maxRulesPerGroup rules per group, maxGroupsPerPort groups per port.
+
+const (
+	maxRulesPerGroup = 200
+	maxGroupsPerPort = 16
+)
+
+var (
+	sgCreateAttrs   = []string{"name", "description", "project_id", "tenant_id", "stateful", "tags"}
+	sgUpdateAttrs   = []string{"name", "description", "stateful", "tags"}
+	sgReadOnly      = []string{"id", "project_id", "tenant_id", "security_group_rules", "created_at", "updated_at", "revision_number"}
+	sgrCreateAttrs  = []string{"security_group_id", "direction", "ethertype", "protocol", "port_range_min", "port_range_max", "remote_ip_prefix", "remote_group_id", "description", "project_id", "tenant_id"}
+	sgDescriptionID = "Default security group"
+)
+
+func (s *Server) securityGroupsResource() *resource {
+	return &resource{
+		singular: "security_group", plural: "security_groups",
+		attrs: attrNames(translate.SecurityGroup{}),
+		list: func(ctx context.Context, c *caller) ([]any, error) {
+			if err := s.ensureDefaultGroupOf(ctx, c.Project); err != nil {
+				return nil, err
+			}
+			gs, err := listObjs[translate.SecurityGroup](ctx, s.st, "security-groups")
+			if err != nil {
+				return nil, err
+			}
+			var out []any
+			for _, g := range gs {
+				if c.canSee(g.ProjectID, false) {
+					out = append(out, g)
+				}
+			}
+			return out, nil
+		},
+		show: func(ctx context.Context, c *caller, id string) (any, error) {
+			var g *translate.SecurityGroup
+			_, err := s.st.View(ctx, func(tx *store.Tx) (err error) {
+				g, err = visibleGroup(tx, c, id)
+				return err
+			})
+			return g, err
+		},
+		create: s.createGroup,
+		update: s.updateGroup,
+		delete: s.deleteGroup,
+	}
+}
+
+func (s *Server) securityGroupRulesResource() *resource {
+	return &resource{
+		singular: "security_group_rule", plural: "security_group_rules",
+		attrs: attrNames(translate.SecurityGroupRule{}),
+		list: func(ctx context.Context, c *caller) ([]any, error) {
+			if err := s.ensureDefaultGroupOf(ctx, c.Project); err != nil {
+				return nil, err
+			}
+			gs, err := listObjs[translate.SecurityGroup](ctx, s.st, "security-groups")
+			if err != nil {
+				return nil, err
+			}
+			var out []any
+			for _, g := range gs {
+				if c.canSee(g.ProjectID, false) {
+					for i := range g.Rules {
+						out = append(out, &g.Rules[i])
+					}
+				}
+			}
+			return out, nil
+		},
+		show: func(ctx context.Context, c *caller, id string) (any, error) {
+			var r *translate.SecurityGroupRule
+			_, err := s.st.View(ctx, func(tx *store.Tx) error {
+				_, i, g, err := visibleRule(tx, c, id)
+				if err == nil {
+					r = &g.Rules[i]
+				}
+				return err
+			})
+			return r, err
+		},
+		create: s.createRule,
+		delete: s.deleteRule,
+	}
+}
+
+func getGroup(tx *store.Tx, id string) (*translate.SecurityGroup, error) {
+	if !validID(id) {
+		return nil, nil
+	}
+	return getObj[translate.SecurityGroup](tx, "security-groups", id)
+}
+
+func visibleGroup(tx *store.Tx, c *caller, id string) (*translate.SecurityGroup, error) {
+	g, err := getGroup(tx, id)
+	if err != nil {
+		return nil, err
+	}
+	if g == nil || !c.canSee(g.ProjectID, false) {
+		return nil, notFound("SecurityGroup", id)
+	}
+	return g, nil
+}
+
+// visibleRule finds rule id: its group ID, index in the group, the group.
+func visibleRule(tx *store.Tx, c *caller, id string) (string, int, *translate.SecurityGroup, error) {
+	nf := Errorf(http.StatusNotFound, "SecurityGroupRuleNotFound", "Security group rule %s does not exist", id)
+	if !validID(id) {
+		return "", 0, nil, nf
+	}
+	gid, err := tx.Get(store.PrefixIndex + translate.SGRuleIndex(id))
+	if err != nil {
+		return "", 0, nil, err
+	}
+	if gid == nil {
+		return "", 0, nil, nf
+	}
+	g, err := getGroup(tx, string(gid))
+	if err != nil {
+		return "", 0, nil, err
+	}
+	if g == nil || !c.canSee(g.ProjectID, false) {
+		return "", 0, nil, nf
+	}
+	i := slices.IndexFunc(g.Rules, func(r translate.SecurityGroupRule) bool { return r.ID == id })
+	if i < 0 {
+		return "", 0, nil, nf
+	}
+	return g.ID, i, g, nil
+}
+
+// writeGroup stores g (API object, address group when new, index keys),
+// replacing old.
+func writeGroup(tx *store.Tx, old, g *translate.SecurityGroup) error {
+	if err := tx.PutJSON(store.APIKey("security-groups", g.ID), g); err != nil {
+		return err
+	}
+	var oldIdx []string
+	if old != nil {
+		oldIdx = translate.SecurityGroupIndexes(old)
+	} else {
+		ag, _ := translate.AddrGroup(g.ID, nil) // no member yet
+		if err := putTopo(tx, topology.KindAddrGroup, g.ID, ag); err != nil {
+			return err
+		}
+	}
+	return writeIndexes(tx, oldIdx, translate.SecurityGroupIndexes(g), g.ID)
+}
+
+// defaultGroup returns project's default group, creating it (with its
+// rules and address group) in tx if it does not exist yet.
+func (s *Server) defaultGroup(tx *store.Tx, project string) (*translate.SecurityGroup, error) {
+	id, err := tx.Get(store.PrefixIndex + translate.SGDefaultIndex(project))
+	if err != nil {
+		return nil, err
+	}
+	if id != nil {
+		g, err := getGroup(tx, string(id))
+		if err != nil {
+			return nil, err
+		}
+		if g == nil {
+			return nil, Errorf(http.StatusInternalServerError, "InternalServerError", "default security group %s of project %s is missing", id, project)
+		}
+		return g, nil
+	}
+	g := &translate.SecurityGroup{ID: newID(), Name: translate.DefaultGroupName, Description: sgDescriptionID,
+		ProjectID: project, TenantID: project, Stateful: true, Tags: []string{}, RevisionNumber: 1,
+		CreatedAt: s.now(), UpdatedAt: s.now()}
+	g.Rules = translate.DefaultGroupRules(g, newID)
+	for i := range g.Rules {
+		g.Rules[i].CreatedAt, g.Rules[i].UpdatedAt = g.CreatedAt, g.CreatedAt
+	}
+	return g, writeGroup(tx, nil, g)
+}
+
+// ensureDefaultGroupOf creates project's default group if it is missing
+// (on the first list, as Neutron does).
+func (s *Server) ensureDefaultGroupOf(ctx context.Context, project string) error {
+	var exists bool
+	if _, err := s.st.View(ctx, func(tx *store.Tx) error {
+		v, err := tx.Get(store.PrefixIndex + translate.SGDefaultIndex(project))
+		exists = v != nil
+		return err
+	}); err != nil || exists {
+		return err
+	}
+	_, err := s.st.Update(ctx, func(tx *store.Tx) error {
+		_, err := s.defaultGroup(tx, project)
+		return err
+	})
+	return err
+}
+
+func groupAttrs(a attrs, g *translate.SecurityGroup) error {
+	if err := a.str("name", &g.Name, maxNameLen); err != nil {
+		return err
+	}
+	if err := a.str("description", &g.Description, maxDescLen); err != nil {
+		return err
+	}
+	stateful := true
+	if err := a.boolean("stateful", &stateful); err != nil {
+		return err
+	}
+	if !stateful {
+		return invalidInput("stateful", "stateless security groups are not supported")
+	}
+	return decodeTags(a, &g.Tags)
+}
+
+func (s *Server) createGroup(ctx context.Context, c *caller, a attrs) (any, error) {
+	if err := a.check(sgCreateAttrs, nil); err != nil {
+		return nil, err
+	}
+	project, err := ownerProject(c, a)
+	if err != nil {
+		return nil, err
+	}
+	tmpl := translate.SecurityGroup{ID: newID(), ProjectID: project, TenantID: project, Stateful: true, Tags: []string{}, RevisionNumber: 1}
+	if err := groupAttrs(a, &tmpl); err != nil {
+		return nil, err
+	}
+	if tmpl.Name == translate.DefaultGroupName {
+		return nil, conflict("SecurityGroupDefaultAlreadyExists", "Default security group already exists (name 'default' is reserved).")
+	}
+	var g translate.SecurityGroup
+	_, err = s.st.Update(ctx, func(tx *store.Tx) error {
+		g = tmpl
+		g.CreatedAt, g.UpdatedAt = s.now(), s.now()
+		if _, err := s.defaultGroup(tx, project); err != nil {
+			return err
+		}
+		g.Rules = translate.NewGroupRules(&g, newID)
+		for i := range g.Rules {
+			g.Rules[i].CreatedAt, g.Rules[i].UpdatedAt = g.CreatedAt, g.CreatedAt
+		}
+		return writeGroup(tx, nil, &g)
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &g, nil
+}
+
+func (s *Server) updateGroup(ctx context.Context, c *caller, id string, a attrs) (any, error) {
+	if err := a.check(sgUpdateAttrs, sgReadOnly); err != nil {
+		return nil, err
+	}
+	var g *translate.SecurityGroup
+	_, err := s.st.Update(ctx, func(tx *store.Tx) error {
+		old, err := visibleGroup(tx, c, id)
+		if err != nil {
+			return err
+		}
+		if !c.canChange(old.ProjectID) {
+			return notFound("SecurityGroup", id)
+		}
+		cp := *old
+		cp.Tags = slices.Clone(old.Tags)
+		g = &cp
+		if err := groupAttrs(a, g); err != nil {
+			return err
+		}
+		if (old.Name == translate.DefaultGroupName) != (g.Name == translate.DefaultGroupName) {
+			if old.Name == translate.DefaultGroupName {
+				return conflict("SecurityGroupCannotUpdateDefault", "Updating default security group not allowed (name).")
+			}
+			return conflict("SecurityGroupDefaultAlreadyExists", "Default security group already exists (name 'default' is reserved).")
+		}
+		g.UpdatedAt = s.now()
+		g.RevisionNumber++
+		if err := writeGroup(tx, old, g); err != nil {
+			return err
+		}
+		if g.Name != old.Name { // rule comments name the group
+			return rewriteMemberChains(tx, g)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return g, nil
+}
+
+func (s *Server) deleteGroup(ctx context.Context, c *caller, id string) error {
+	_, err := s.st.Update(ctx, func(tx *store.Tx) error {
+		g, err := visibleGroup(tx, c, id)
+		if err != nil {
+			return err
+		}
+		if !c.canChange(g.ProjectID) {
+			return notFound("SecurityGroup", id)
+		}
+		if g.Name == translate.DefaultGroupName && !c.Admin {
+			return conflict("SecurityGroupCannotRemoveDefault", "Removing default security group not allowed.")
+		}
+		members, err := tx.List(store.PrefixIndex + translate.SGMemberPrefix(id))
+		if err != nil {
+			return err
+		}
+		if len(members) > 0 {
+			return conflict("SecurityGroupInUse", "Security Group %s in use (by port %s and %d more).", id, members[0].Value, len(members)-1)
+		}
+		refs, err := tx.List(store.PrefixIndex + translate.SGRefPrefix(id))
+		if err != nil {
+			return err
+		}
+		if len(refs) > 0 {
+			return conflict("SecurityGroupInUse", "Security Group %s in use: it is the remote_group_id of a rule of security group %s.", id, refs[0].Value)
+		}
+		tx.Delete(store.APIKey("security-groups", id))
+		tx.Delete(store.TopoKey(topology.KindAddrGroup, id))
+		return writeIndexes(tx, translate.SecurityGroupIndexes(g), nil, "")
+	})
+	return err
+}
+
+func optInt(a attrs, name string) (*int, error) {
+	if !a.has(name) || a.isNull(name) {
+		return nil, nil
+	}
+	var v int
+	if err := a.integer(name, &v); err != nil {
+		return nil, err
+	}
+	return &v, nil
+}
+
+func optStr(a attrs, name string) (*string, error) {
+	if !a.has(name) || a.isNull(name) {
+		return nil, nil
+	}
+	var v string
+	if err := a.str(name, &v, 255); err != nil {
+		return nil, err
+	}
+	return &v, nil
+}
+
+func (s *Server) createRule(ctx context.Context, c *caller, a attrs) (any, error) {
+	if err := a.check(sgrCreateAttrs, nil); err != nil {
+		return nil, err
+	}
+	project, err := ownerProject(c, a)
+	if err != nil {
+		return nil, err
+	}
+	r := translate.SecurityGroupRule{ID: newID(), ProjectID: project, TenantID: project, RevisionNumber: 1}
+	for _, f := range []struct {
+		name string
+		dst  *string
+	}{{"security_group_id", &r.SecurityGroupID}, {"direction", &r.Direction}, {"ethertype", &r.EtherType}} {
+		if err := a.str(f.name, f.dst, 64); err != nil {
+			return nil, err
+		}
+	}
+	if err := a.str("description", &r.Description, maxDescLen); err != nil {
+		return nil, err
+	}
+	if r.SecurityGroupID == "" {
+		return nil, invalidInput("security_group_id", "a security_group_id is required")
+	}
+	if a.has("protocol") && !a.isNull("protocol") {
+		// A number (JSON number or string) or a name.
+		var n int
+		if a.integer("protocol", &n) == nil {
+			p := strconv.Itoa(n)
+			r.Protocol = &p
+		} else if r.Protocol, err = optStr(a, "protocol"); err != nil {
+			return nil, err
+		}
+	}
+	if r.PortRangeMin, err = optInt(a, "port_range_min"); err != nil {
+		return nil, err
+	}
+	if r.PortRangeMax, err = optInt(a, "port_range_max"); err != nil {
+		return nil, err
+	}
+	if r.RemoteIPPrefix, err = optStr(a, "remote_ip_prefix"); err != nil {
+		return nil, err
+	}
+	if r.RemoteGroupID, err = optStr(a, "remote_group_id"); err != nil {
+		return nil, err
+	}
+	if err := translate.PrepareRule(&r); err != nil {
+		return nil, err
+	}
+	var out translate.SecurityGroupRule
+	_, err = s.st.Update(ctx, func(tx *store.Tx) error {
+		out = r
+		out.CreatedAt, out.UpdatedAt = s.now(), s.now()
+		old, err := visibleGroup(tx, c, r.SecurityGroupID)
+		if err != nil {
+			return err
+		}
+		if !c.canChange(old.ProjectID) {
+			return notFound("SecurityGroup", r.SecurityGroupID)
+		}
+		if old.ProjectID != out.ProjectID && !c.Admin {
+			return forbidden("A rule must belong to the project of its security group (project_id)")
+		}
+		if r.RemoteGroupID != nil && *r.RemoteGroupID != old.ID {
+			rg, err := visibleGroup(tx, c, *r.RemoteGroupID)
+			if err != nil {
+				return err
+			}
+			if rg.ProjectID != old.ProjectID && !c.Admin {
+				return notFound("SecurityGroup", *r.RemoteGroupID)
+			}
+		}
+		key := translate.RuleKey(&out)
+		for _, o := range old.Rules {
+			if translate.RuleKey(&o) == key {
+				return conflict("SecurityGroupRuleExists", "Security group rule already exists. Rule id is %s.", o.ID)
+			}
+		}
+		if len(old.Rules) >= maxRulesPerGroup {
+			return conflict("OverQuota", "Quota exceeded for resources: ['security_group_rule'] (at most %d rules per group).", maxRulesPerGroup)
+		}
+		g := *old
+		g.Rules = append(slices.Clone(old.Rules), out)
+		g.RevisionNumber++
+		g.UpdatedAt = s.now()
+		if err := writeGroup(tx, old, &g); err != nil {
+			return err
+		}
+		return rewriteMemberChains(tx, &g)
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
+func (s *Server) deleteRule(ctx context.Context, c *caller, id string) error {
+	_, err := s.st.Update(ctx, func(tx *store.Tx) error {
+		_, i, old, err := visibleRule(tx, c, id)
+		if err != nil {
+			return err
+		}
+		if !c.canChange(old.ProjectID) {
+			return Errorf(http.StatusNotFound, "SecurityGroupRuleNotFound", "Security group rule %s does not exist", id)
+		}
+		g := *old
+		g.Rules = slices.Delete(slices.Clone(old.Rules), i, i+1)
+		g.RevisionNumber++
+		g.UpdatedAt = s.now()
+		if err := writeGroup(tx, old, &g); err != nil {
+			return err
+		}
+		return rewriteMemberChains(tx, &g)
+	})
+	return err
+}
+
+// rewriteMemberChains recompiles the chains of every member port of g
+// (whose new state is g) in tx. The member list is read guarded: a port
+// joining meanwhile makes the transaction retry.
+func rewriteMemberChains(tx *store.Tx, g *translate.SecurityGroup) error {
+	members, err := tx.List(store.PrefixIndex + translate.SGMemberPrefix(g.ID))
+	if err != nil {
+		return err
+	}
+	keys := make([]string, len(members))
+	for i, kv := range members {
+		keys[i] = store.APIKey("ports", string(kv.Value))
+	}
+	if err := tx.Prefetch(keys...); err != nil {
+		return err
+	}
+	override := map[string]*translate.SecurityGroup{g.ID: g}
+	for _, kv := range members {
+		p, err := getObj[translate.Port](tx, "ports", string(kv.Value))
+		if err != nil {
+			return err
+		}
+		if p == nil || !translate.HasChains(p) {
+			continue
+		}
+		if err := writeChains(tx, p, override); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// loadGroups reads the groups ids (guarded), taking those in override
+// as they are; a missing group is absent from the result.
+func loadGroups(tx *store.Tx, ids []string, override map[string]*translate.SecurityGroup) (map[string]*translate.SecurityGroup, error) {
+	var keys []string
+	for _, id := range ids {
+		if override[id] == nil && validID(id) {
+			keys = append(keys, store.APIKey("security-groups", id))
+		}
+	}
+	if err := tx.Prefetch(keys...); err != nil {
+		return nil, err
+	}
+	out := make(map[string]*translate.SecurityGroup, len(ids))
+	for _, id := range ids {
+		if g := override[id]; g != nil {
+			out[id] = g
+			continue
+		}
+		g, err := getGroup(tx, id)
+		if err != nil {
+			return nil, err
+		}
+		if g != nil {
+			out[id] = g
+		}
+	}
+	return out, nil
+}
+
+// writeChains compiles and stores p's two chains.
+func writeChains(tx *store.Tx, p *translate.Port, override map[string]*translate.SecurityGroup) error {
+	groups, err := loadGroups(tx, p.SecurityGroups, override)
+	if err != nil {
+		return err
+	}
+	in, out, err := translate.PortChains(p, groups)
+	if err != nil {
+		return err
+	}
+	if err := putTopo(tx, topology.KindChain, in.ID, in); err != nil {
+		return err
+	}
+	return putTopo(tx, topology.KindChain, out.ID, out)
+}
+
+// syncPortSecurity writes the security translation of a port change
+// (old nil: created; p nil: deleted): its chains, and the address groups
+// of the groups it joins or leaves, or of all its groups when its
+// addresses change. The caller has checked the groups exist.
+//
+// override holds groups written earlier in tx (their new state: reads do
+// not see buffered writes).
+func syncPortSecurity(tx *store.Tx, old, p *translate.Port, override map[string]*translate.SecurityGroup) error {
+	switch {
+	case p != nil && translate.HasChains(p):
+		if err := writeChains(tx, p, override); err != nil {
+			return err
+		}
+	case old != nil && translate.HasChains(old):
+		tx.Delete(store.TopoKey(topology.KindChain, translate.InboundChainID(old.ID)))
+		tx.Delete(store.TopoKey(topology.KindChain, translate.OutboundChainID(old.ID)))
+	}
+	var oldGroups, newGroups []string
+	var oldIPs, newIPs []translate.FixedIP
+	id := ""
+	if old != nil {
+		oldGroups, oldIPs, id = old.SecurityGroups, old.FixedIPs, old.ID
+	}
+	if p != nil {
+		newGroups, newIPs, id = p.SecurityGroups, p.FixedIPs, p.ID
+	}
+	ipsChanged := !slices.Equal(oldIPs, newIPs)
+	var affected []string
+	for _, g := range oldGroups {
+		if ipsChanged || !slices.Contains(newGroups, g) {
+			affected = append(affected, g)
+		}
+	}
+	for _, g := range newGroups {
+		if (ipsChanged || !slices.Contains(oldGroups, g)) && !slices.Contains(affected, g) {
+			affected = append(affected, g)
+		}
+	}
+	for _, g := range affected {
+		var self *translate.Port
+		if p != nil && slices.Contains(p.SecurityGroups, g) {
+			self = p
+		}
+		if err := writeAddrGroup(tx, g, id, self, override[g] != nil); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// writeAddrGroup recomputes the address group of group g from its
+// members, with port selfID's new state self (nil: not a member).
+// written reports g was written earlier in tx.
+func writeAddrGroup(tx *store.Tx, g, selfID string, self *translate.Port, written bool) error {
+	if !written {
+		grp, err := getGroup(tx, g)
+		if err != nil {
+			return err
+		}
+		if grp == nil {
+			return nil // gone: nothing to translate
+		}
+	}
+	kvs, err := tx.List(store.PrefixIndex + translate.SGMemberPrefix(g))
+	if err != nil {
+		return err
+	}
+	var keys []string
+	for _, kv := range kvs {
+		if string(kv.Value) != selfID {
+			keys = append(keys, store.APIKey("ports", string(kv.Value)))
+		}
+	}
+	if err := tx.Prefetch(keys...); err != nil {
+		return err
+	}
+	var members []*translate.Port
+	for _, kv := range kvs {
+		if string(kv.Value) == selfID {
+			continue
+		}
+		m, err := getObj[translate.Port](tx, "ports", string(kv.Value))
+		if err != nil {
+			return err
+		}
+		if m != nil {
+			members = append(members, m)
+		}
+	}
+	if self != nil {
+		members = append(members, self)
+	}
+	ag, err := translate.AddrGroup(g, members)
+	if err != nil {
+		return err
+	}
+	return putTopo(tx, topology.KindAddrGroup, g, ag)
+}
