@@ -396,25 +396,39 @@ func (t *Tables) Stats() Stats {
 }
 
 // Dump returns a copy of every entry, sorted by key (conntrack) and by
-// Orig (NAT), for the CLI and for AppendSnapshot.
+// Orig (NAT), for the CLI and tests. At is left 0.
 func (t *Tables) Dump() flowstate.Dump {
-	var d flowstate.Dump
+	d := t.dump()
+	slices.SortFunc(d.Conns, func(a, b flowstate.ConnEntry) int { return compareKeys(&a.Key, &b.Key) })
+	slices.SortFunc(d.NATs, func(a, b flowstate.NATEntry) int { return compareKeys(&a.NAT.Orig, &b.NAT.Orig) })
+	return d
+}
+
+// dump copies every entry, unsorted, taking one read lock at a time.
+func (t *Tables) dump() flowstate.Dump {
+	conns, nats := t.Len()
+	d := flowstate.Dump{
+		Conns: make([]flowstate.ConnEntry, 0, conns+conns/8),
+		NATs:  make([]flowstate.NATEntry, 0, nats+nats/8),
+	}
 	for c := range t.conns {
 		sh := &t.conns[c]
 		sh.mu.RLock()
-		for _, i := range sh.idx {
-			d.Conns = append(d.Conns, flowstate.ConnEntry{Key: sh.s.slots[i].val, Last: atomic.LoadInt64(&sh.s.slots[i].last)})
+		for i := range sh.s.slots {
+			if sl := &sh.s.slots[i]; sl.live {
+				d.Conns = append(d.Conns, flowstate.ConnEntry{Key: sl.val, Last: atomic.LoadInt64(&sl.last)})
+			}
 		}
 		sh.mu.RUnlock()
 	}
 	nt := &t.nat
 	nt.mu.RLock()
-	for _, i := range nt.byOrig {
-		d.NATs = append(d.NATs, flowstate.NATEntry{NAT: nt.s.slots[i].val, Last: atomic.LoadInt64(&nt.s.slots[i].last)})
+	for i := range nt.s.slots {
+		if sl := &nt.s.slots[i]; sl.live {
+			d.NATs = append(d.NATs, flowstate.NATEntry{NAT: sl.val, Last: atomic.LoadInt64(&sl.last)})
+		}
 	}
 	nt.mu.RUnlock()
-	slices.SortFunc(d.Conns, func(a, b flowstate.ConnEntry) int { return compareKeys(&a.Key, &b.Key) })
-	slices.SortFunc(d.NATs, func(a, b flowstate.NATEntry) int { return compareKeys(&a.NAT.Orig, &b.NAT.Orig) })
 	return d
 }
 
@@ -432,7 +446,7 @@ func compareKeys(a, b *flowstate.Key) int {
 // AppendSnapshot appends a snapshot of the tables at now to b (see
 // flowstate.AppendSnapshot): the agent writes it to local disk.
 func (t *Tables) AppendSnapshot(b []byte, now int64) []byte {
-	d := t.Dump()
+	d := t.dump()
 	return flowstate.AppendSnapshot(b, &d, now)
 }
 
