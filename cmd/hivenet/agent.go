@@ -18,6 +18,7 @@ import (
 func init() {
 	var (
 		host, tunnelIP, endpoints, dpName, logLevel string
+		stateDir                                    string
 		mappings                                    []string
 		tunnelPort                                  uint16
 		hostTTL, flowIdle                           time.Duration
@@ -52,7 +53,7 @@ func init() {
 			}
 			a, err := agent.New(agent.Config{
 				Host: host, TunnelIP: ip, TunnelPort: tunnelPort, Store: st, Datapath: dp,
-				DatapathName: dpName, Logger: log, HostTTL: hostTTL, BridgeMappings: bm,
+				DatapathName: dpName, Logger: log, HostTTL: hostTTL, BridgeMappings: bm, StateDir: stateDir,
 			})
 			if err != nil {
 				return err
@@ -70,6 +71,7 @@ func init() {
 	f.DurationVar(&hostTTL, "host-ttl", 5*time.Second, "lease TTL of the host registration, bindings and learned MACs")
 	f.IntVar(&maxFlows, "max-flows", 65536, "flow table capacity")
 	f.DurationVar(&flowIdle, "flow-idle-timeout", 30*time.Second, "idle time after which a flow is removed")
+	f.StringVar(&stateDir, "state-dir", "/var/lib/hivenet/agent", "directory keeping the agent's flow state (conntrack, NAT) across restarts; empty: not kept")
 	f.StringSliceVar(&mappings, "bridge-mappings", nil, "PHYSNET:INTERFACE[,...]: bind INTERFACE as the uplink of the flat external network on PHYSNET (gateway hosts)")
 	f.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
 	_ = cmd.MarkFlagRequired("tunnel-ip")

@@ -7,12 +7,14 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"os"
 	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"hivenet/internal/datapath"
+	"hivenet/internal/flowstate/conntrack"
 	"hivenet/internal/simulation"
 	"hivenet/internal/store"
 	"hivenet/internal/topology"
@@ -40,6 +42,11 @@ type Config struct {
 	// hosts): each interface is bound as the uplink of the external
 	// network on that physical network.
 	BridgeMappings map[string]string
+	// StateDir keeps the flow-state tables across agent restarts ("" =
+	// not kept).
+	StateDir string
+	// FlowState sizes the conntrack and NAT tables.
+	FlowState conntrack.Config
 	// InterfaceIndex looks up a local interface by name; nil means the
 	// kernel's (net.InterfaceByName). Tests substitute their own.
 	InterfaceIndex func(name string) (int, bool)
@@ -111,11 +118,18 @@ type Agent struct {
 	learnq chan learned
 	stats  counters
 
+	// fs holds conntrack and NAT state (shared with the simulation as its
+	// flowstate.View); snatq carries SNAT block requests to the loop.
+	fs    *conntrack.Tables
+	snatq chan snatRequest
+	ctx   context.Context // Run's, for upcall goroutines
+
 	// Owned by the loop goroutine.
-	sess    *store.Session
-	bound   map[string]*binding
-	uplinks map[string]*uplink // by physnet
-	floods  map[uint32]floodSet
+	sess       *store.Session
+	bound      map[string]*binding
+	uplinks    map[string]*uplink // by physnet
+	floods     map[uint32]floodSet
+	snatBlocks []snatBlock
 }
 
 // learned is one entry for the loop to publish: exactly one field is set.
@@ -137,7 +151,9 @@ type floodSet struct {
 }
 
 type counters struct {
-	upcalls, installed, emitted, learnDropped atomic.Uint64
+	upcalls, installed, emitted, learnDropped             atomic.Uint64
+	statePushed, statePushFailed, stateReceived, stateBad atomic.Uint64
+	snatFailed                                            atomic.Uint64
 }
 
 // New returns an agent; it does nothing until Run.
@@ -145,7 +161,14 @@ func New(cfg Config) (*Agent, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
+	fs, err := conntrack.New(cfg.FlowState)
+	if err != nil {
+		return nil, err
+	}
 	a := &Agent{
+		fs:      fs,
+		snatq:   make(chan snatRequest),
+		ctx:     context.Background(),
 		cfg:     cfg,
 		log:     cfg.Logger,
 		dp:      cfg.Datapath,
@@ -165,10 +188,18 @@ func (a *Agent) Snapshot() *topology.Snapshot { return a.snap.Load() }
 // Run registers the host, binds ports and forwards packets until ctx is
 // done; then it unbinds everything and withdraws the registration.
 func (a *Agent) Run(ctx context.Context) error {
+	a.ctx = ctx
+	if a.cfg.StateDir != "" {
+		if err := os.MkdirAll(a.cfg.StateDir, 0o700); err != nil {
+			return fmt.Errorf("state dir: %w", err)
+		}
+		a.restoreFlowState()
+		defer a.saveFlowState()
+	}
 	if err := a.register(ctx); err != nil {
 		return err
 	}
-	defer a.sess.Close()
+	defer func() { a.sess.Close() }() // the session current at exit, after any re-registration
 
 	snap, rev, err := a.cfg.Store.LoadTopology(ctx)
 	if err != nil {
@@ -179,6 +210,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	a.snapMu.Unlock()
 	a.log.Info("topology loaded", "rev", rev)
 
+	a.dp.SetStateHandler(a.applyState)
 	if err := a.dp.Start(a.handleUpcall); err != nil {
 		return fmt.Errorf("starting datapath: %w", err)
 	}
@@ -187,6 +219,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	links := subscribeLinks(ctx, a.log)
 	resync := time.NewTicker(a.cfg.Resync)
 	defer resync.Stop()
+	lastSave := time.Now()
 
 	a.reconcile(ctx)
 	for {
@@ -217,6 +250,13 @@ func (a *Agent) Run(ctx context.Context) error {
 			a.reconcile(ctx)
 		case <-resync.C:
 			a.reconcile(ctx)
+			a.fs.Expire(time.Now().UnixNano())
+			if time.Since(lastSave) > 10*time.Second {
+				a.saveFlowState()
+				lastSave = time.Now()
+			}
+		case req := <-a.snatq:
+			req.reply <- a.leaseSNATBlock(ctx, req.addr)
 		case l := <-a.learnq:
 			if l.mac != nil {
 				a.publishMAC(ctx, *l.mac)
@@ -234,6 +274,7 @@ func (a *Agent) Run(ctx context.Context) error {
 			for _, u := range a.uplinks {
 				a.unbindUplink(ctx, u) // its key died with the session
 			}
+			a.dropSNATBlocks()
 			a.reconcile(ctx)
 		}
 	}

@@ -5,7 +5,6 @@ import (
 	"time"
 
 	"hivenet/internal/datapath"
-	"hivenet/internal/flowstate"
 	"hivenet/internal/flowtable"
 	"hivenet/internal/simulation"
 	"hivenet/internal/topology"
@@ -14,12 +13,15 @@ import (
 // Upcall path: a datapath reader goroutine missed its flow table.
 //
 //  1. Map the datapath port to the topology port; simulate on the current
-//     snapshot (lock-free).
-//  2. Apply learned MACs to the snapshot at once and queue them for
-//     publication by the loop.
-//  3. Compile the result to datapath actions, install the flow (when
-//     cacheable), then send the packet and any generated replies.
-//  4. If the snapshot changed while we worked, invalidate the flow's tags:
+//     snapshot (lock-free) and flow-state tables. If SNAT ran out of
+//     ports, lease one more block (through the loop) and simulate again.
+//  2. Apply learned MACs and ARP entries to the snapshot at once and queue
+//     them for publication by the loop.
+//  3. Write conntrack and NAT state locally and push it to the hosts that
+//     will see the reply, before the packet goes.
+//  4. Compile the result to datapath actions, install the flow (when
+//     cacheable), then send the packet and any generated frames.
+//  5. If the snapshot changed while we worked, invalidate the flow's tags:
 //     the flow may rest on stale state.
 func (a *Agent) handleUpcall(u *datapath.Upcall) {
 	a.stats.upcalls.Add(1)
@@ -29,10 +31,26 @@ func (a *Agent) handleUpcall(u *datapath.Upcall) {
 		return // port unbound while the packet was queued
 	}
 	snap := a.snap.Load()
-	res := simulation.Simulate(snap, a.cfg.Host, simulation.Packet{Ingress: portID, Match: u.Match, Frame: u.Frame}, flowstate.Empty{}, time.Now().UnixNano())
+	pkt := simulation.Packet{Ingress: portID, Match: u.Match, Frame: u.Frame}
+	now := time.Now().UnixNano()
+	res := simulation.Simulate(snap, a.cfg.Host, pkt, a.fs, now)
+	if res.NeedSNATBlock.IsValid() {
+		if err := a.requestSNATBlock(a.ctx, res.NeedSNATBlock); err != nil {
+			a.stats.snatFailed.Add(1)
+			return
+		}
+		res = simulation.Simulate(snap, a.cfg.Host, pkt, a.fs, now)
+		if res.NeedSNATBlock.IsValid() {
+			a.stats.snatFailed.Add(1)
+			return
+		}
+	}
 
 	if len(res.Learn) > 0 || len(res.LearnARP) > 0 {
 		a.learn(res.Learn, res.LearnARP)
+	}
+	if len(res.State) > 0 {
+		a.pushState(snap, res.State, now) // before the packet goes
 	}
 	actions := a.compile(snap, idx, &res)
 	if res.Cacheable {

@@ -432,6 +432,7 @@ func (l *Lab) StartAgent(ctx context.Context, host string) error {
 		"--host", h.Name,
 		"--tunnel-ip", h.TunnelIP.String(),
 		"--etcd-endpoints", l.st.EtcdURL,
+		"--state-dir", filepath.Join(l.cfg.RunDir, "state", h.Name),
 	}
 	if l.cfg.Datapath != "" {
 		argv = append(argv, "--datapath", l.cfg.Datapath)

@@ -1,0 +1,212 @@
+package agent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"time"
+
+	"hivenet/internal/datapath"
+	"hivenet/internal/flowstate"
+	"hivenet/internal/simulation"
+	"hivenet/internal/store"
+	"hivenet/internal/topology"
+)
+
+// Flow state: conntrack entries and NAT bindings the simulation creates
+// are written to the local tables and pushed, before the packet goes, to
+// the hosts that will see the reply (StateWrite.Hosts). Messages from
+// other hosts arrive through the datapath's state channel and are applied
+// by the tunnel reader before it delivers the next packet.
+//
+// SNAT ports come from blocks this host leases from the store (under its
+// session lease, so a dead host's blocks free up): a simulation that finds
+// no free port asks the loop for one more block and simulates again.
+
+// snatRequest asks the loop for one more SNAT port block for addr.
+type snatRequest struct {
+	addr  netip.Addr
+	reply chan error
+}
+
+// errNoSNATBlock is returned when no block could be leased.
+var errNoSNATBlock = errors.New("agent: no SNAT port block available")
+
+// pushState writes state locally and sends it to its hosts.
+func (a *Agent) pushState(snap *topology.Snapshot, writes []simulation.StateWrite, now int64) {
+	var per map[string]*flowstate.Message
+	for _, w := range writes {
+		switch {
+		case w.Conn != nil:
+			a.fs.AddConn(*w.Conn, now)
+		case w.NAT != nil:
+			a.fs.AddNAT(*w.NAT, now)
+		default:
+			continue
+		}
+		for _, h := range w.Hosts {
+			if h == a.cfg.Host {
+				continue
+			}
+			if per == nil {
+				per = map[string]*flowstate.Message{}
+			}
+			m := per[h]
+			if m == nil {
+				m = &flowstate.Message{}
+				per[h] = m
+			}
+			if w.Conn != nil {
+				m.Conns = append(m.Conns, *w.Conn)
+			} else {
+				m.NATs = append(m.NATs, *w.NAT)
+			}
+		}
+	}
+	for name, m := range per {
+		h := snap.Host(name)
+		if h == nil {
+			continue
+		}
+		r := datapath.Remote{Addr: h.TunnelIP, Port: h.TunnelPort}
+		for _, part := range flowstate.Split(m) {
+			if err := a.dp.SendState(r, flowstate.AppendMessage(nil, &part)); err != nil {
+				a.stats.statePushFailed.Add(1)
+			} else {
+				a.stats.statePushed.Add(1)
+			}
+		}
+	}
+}
+
+// applyState is the datapath's state handler: a message from a peer.
+func (a *Agent) applyState(msg []byte) {
+	var m flowstate.Message
+	if err := flowstate.ParseMessage(msg, &m); err != nil {
+		a.stats.stateBad.Add(1)
+		return
+	}
+	a.fs.ApplyMessage(&m, time.Now().UnixNano())
+	a.stats.stateReceived.Add(1)
+}
+
+// requestSNATBlock asks the loop to lease another block for addr and
+// waits for the answer (upcall goroutines only).
+func (a *Agent) requestSNATBlock(ctx context.Context, addr netip.Addr) error {
+	req := snatRequest{addr: addr, reply: make(chan error, 1)}
+	t := time.NewTimer(2 * time.Second)
+	defer t.Stop()
+	select {
+	case a.snatq <- req:
+	case <-t.C:
+		return errNoSNATBlock
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	select {
+	case err := <-req.reply:
+		return err
+	case <-t.C:
+		return errNoSNATBlock
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// leaseSNATBlock (loop) leases a block for addr that no host holds,
+// starting the probe at a per-host place so hosts rarely race.
+func (a *Agent) leaseSNATBlock(ctx context.Context, addr netip.Addr) error {
+	held := a.fs.SNATBlocks(addr)
+	tried := append([]uint16(nil), held...)
+	h := fnv.New32a()
+	h.Write([]byte(a.cfg.Host))
+	seed := h.Sum32()
+	for range 64 {
+		start := flowstate.NextBlock(tried, seed)
+		if start == 0 {
+			break
+		}
+		err := a.sess.LeaseSNATBlock(ctx, addr, start)
+		if errors.Is(err, store.ErrSNATBlockTaken) {
+			tried = append(tried, start)
+			seed = uint32(flowstate.BlockIndex(start)) + 1
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		if err := a.fs.AddSNATBlock(addr, start); err != nil {
+			return err
+		}
+		a.snatBlocks = append(a.snatBlocks, snatBlock{addr, start})
+		a.log.Info("SNAT port block leased", "addr", addr, "first_port", start, "blocks_held", len(held)+1)
+		return nil
+	}
+	return fmt.Errorf("%w for %s", errNoSNATBlock, addr)
+}
+
+type snatBlock struct {
+	addr  netip.Addr
+	start uint16
+}
+
+// dropSNATBlocks (loop) forgets every block: their leases died with the
+// session. Bindings using their ports stay valid; new connections lease
+// blocks again.
+func (a *Agent) dropSNATBlocks() {
+	for _, b := range a.snatBlocks {
+		a.fs.RemoveSNATBlock(b.addr, b.start)
+	}
+	a.snatBlocks = nil
+}
+
+// flowStateFile is where the tables are kept across restarts.
+func (a *Agent) flowStateFile() string {
+	if a.cfg.StateDir == "" {
+		return ""
+	}
+	return filepath.Join(a.cfg.StateDir, "flowstate")
+}
+
+// saveFlowState writes the tables to the state dir (atomically).
+func (a *Agent) saveFlowState() {
+	path := a.flowStateFile()
+	if path == "" {
+		return
+	}
+	b := a.fs.AppendSnapshot(nil, time.Now().UnixNano())
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, b, 0o600); err != nil {
+		a.log.Warn("saving flow state failed", "err", err)
+		return
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		a.log.Warn("saving flow state failed", "err", err)
+	}
+}
+
+// restoreFlowState loads what a previous run saved.
+func (a *Agent) restoreFlowState() {
+	path := a.flowStateFile()
+	if path == "" {
+		return
+	}
+	b, err := os.ReadFile(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return
+	}
+	if err != nil {
+		a.log.Warn("reading saved flow state failed", "err", err)
+		return
+	}
+	n, err := a.fs.Restore(b, time.Now().UnixNano())
+	if err != nil {
+		a.log.Warn("saved flow state unusable", "path", path, "err", err)
+		return
+	}
+	a.log.Info("flow state restored", "entries", n)
+}
