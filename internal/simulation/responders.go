@@ -60,6 +60,7 @@ func (s *sim) arp() outcome {
 	}
 	var hw topology.MAC
 	var owner string
+	router := false // a router answers: it learns the asker too
 	if t := s.snap.PortByIP(b.ID, tpa); t != nil {
 		if t == s.in {
 			if s.trace {
@@ -68,10 +69,11 @@ func (s *sim) arp() outcome {
 			return next
 		}
 		hw, owner = t.MAC, "port "+portName(t)
+		router = t.RouterID != ""
 	} else if sn := s.dhcpServerSubnet(tpa); sn != nil {
 		hw, owner = DHCPServerMAC(b.FloodKey), "dhcp server of subnet "+sn.CIDR.String()
 	} else if gw := s.fipGateway(tpa); gw != nil {
-		hw, owner = gw.MAC, "floating ip, gateway port "+portName(gw)
+		hw, owner, router = gw.MAC, "floating ip, gateway port "+portName(gw), true
 	} else {
 		if s.trace {
 			s.step(bridgeDevice(b), "who-has %s: unknown address: bridged", tpa)
@@ -79,6 +81,18 @@ func (s *sim) arp() outcome {
 		return next
 	}
 	s.use(packet.FARPSha)
+	if router && spa.Is4() && !spa.IsUnspecified() && s.snap.PortByIP(b.ID, spa) == nil {
+		// As a Linux router does, learn the asker from its request: the
+		// answer to it will need its MAC. Ports' addresses are known
+		// without ARP (arp-resolve finds them by IP): not learned.
+		sha := mac(m.ARPSha)
+		if e := s.snap.ARP(b.ID, spa); e == nil || e.MAC != sha {
+			s.r.LearnARP = append(s.r.LearnARP, topology.ARPEntry{BridgeID: b.ID, IP: spa, MAC: sha})
+			if s.trace {
+				s.step(bridgeDevice(b), "router learns %s is-at %s", spa, sha)
+			}
+		}
+	}
 	frame := packet.AppendARPReply(nil, hw, tpa, m.ARPSha, spa)
 	s.r.Emit = append(s.r.Emit, Emit{PortID: s.pkt.Ingress, Frame: frame})
 	s.r.Verdict = Consumed
