@@ -1,0 +1,204 @@
+#!/usr/bin/env bash
+# bench/l3.sh -- routed VM<->VM across hosts: hivenet vs the kernel baseline
+# vs OVN, side by side, in one run, plus the simulation's Go benchmark.
+#
+# Three labs, built one after the other, same logical layout:
+#
+#   net a 10.0.1.0/24  vm1 10.0.1.11 @host1 ──▶ router ──▶ net b 10.0.2.0/24  vm3 10.0.2.13 @host2
+#
+#   kernel  bench/kernel-l3-lab.sh (prefix hbkl): Linux bridges + kernel
+#           VXLAN, the router is hv1's kernel (ip_forward); no firewall.
+#   ovn     bench/ovn-lab.sh (prefix hbov): OVN 23.03 on OVS 3.1 userspace
+#           datapath, distributed lr0, Geneve; `acls` adds the stateful
+#           ACLs of a Neutron default security group (port group, egress
+#           allow-related, ingress from members allow-related, else drop).
+#   hivenet `hivenet lab up --hosts 2` (prefix hbl3-): networks, a router
+#           and ports through the API; both VMs in the project's default
+#           security group (stateful, ingress only from members).
+#
+# Metrics (medians over RUNS):
+#   ping_rtt_us        steady ping RTT vm1 -> vm3
+#   tcp_p1_gbps        iperf3 TCP, 1 stream, DUR seconds (and retransmits)
+#   conn_per_s         new TCP connections per second vm1 -> vm3 (bench/connrate:
+#                      connect, 1 byte each way, client closes; CONC in flight,
+#                      DUR seconds, clients with net.ipv4.tcp_tw_reuse=1 so source
+#                      ports come back quickly); conn_fails counts failures
+#   sim_ns_op, sim_allocs_op   go test -bench SimulateRouterSG ./internal/simulation
+#
+# Results: bench/results/l3-<timestamp>/{results.tsv,summary.txt}; the table
+# with ratios is printed at the end.
+#
+# Usage: sudo bench/l3.sh   (env: RUNS=3 DUR=5 CONC=8 PING_COUNT=20,
+#        ONLY="kernel ovn hivenet go" to run some, HIVENET_BIN=prebuilt binary)
+# Needs: root, iproute2, iperf3, jq, curl, dhclient, go; for OVN the Debian
+# packages openvswitch-switch ovn-central ovn-host (only this script uses them).
+set -euo pipefail
+
+HERE=$(cd "$(dirname "$0")" && pwd)
+REPO=$(cd "$HERE/.." && pwd)
+: "${RUNS:=3}" "${DUR:=5}" "${CONC:=8}" "${PING_COUNT:=20}" "${PING_INTERVAL:=0.2}"
+: "${ONLY:=kernel ovn hivenet go}"
+export RUNS DUR PING_COUNT PING_INTERVAL
+SKIP_UDP=1 SKIP_P4=1 CPU_SAMPLE=0
+# shellcheck source=lib-bench.sh
+source "$HERE/lib-bench.sh"
+
+STAMP=$(date +%Y%m%d-%H%M%S)
+OUT="$HERE/results/l3-$STAMP"
+mkdir -p "$OUT"
+RESULTS_TSV="$OUT/results.tsv"
+RESULTS_DIR="$OUT"
+export RESULTS_TSV RESULTS_DIR
+: > "$RESULTS_TSV"
+
+HP=hbl3-
+HRUN=/run/hivenet/lab-hbl3
+BIN="$OUT/hivenet"
+CONNRATE="$OUT/connrate"
+SRC_IP=10.0.1.11 DST_IP=10.0.2.13 CONN_PORT=7001
+
+[ "$(id -u)" = 0 ] || { echo "bench/l3.sh: needs root" >&2; exit 1; }
+for t in ip iperf3 jq curl go; do
+    command -v "$t" >/dev/null || { echo "bench/l3.sh: needs $t" >&2; exit 1; }
+done
+has() { [[ " $ONLY " == *" $1 "* ]]; }
+if has ovn && ! command -v ovn-nbctl >/dev/null; then
+    echo "bench/l3.sh: OVN missing: apt-get install openvswitch-switch ovn-central ovn-host (or ONLY without ovn)" >&2
+    exit 1
+fi
+nsx() { local ns=$1; shift; ip netns exec "$ns" "$@"; }
+
+# conn_rate LAB SRC_NS DST_NS -- RUNS x connrate from SRC_NS to DST_IP.
+conn_rate() {
+    local lab=$1 src=$2 dst=$3 i out pid
+    nsx "$src" sysctl -qw net.ipv4.tcp_tw_reuse=1
+    nsx "$dst" "$CONNRATE" -listen "0.0.0.0:$CONN_PORT" & pid=$!
+    sleep 0.3
+    nsx "$src" "$CONNRATE" -connect "$DST_IP:$CONN_PORT" -duration 1s -concurrency 2 >/dev/null 2>&1 || true # warm (ARP, flows)
+    for i in $(seq 1 "$RUNS"); do
+        out=$(nsx "$src" "$CONNRATE" -connect "$DST_IP:$CONN_PORT" -duration "${DUR}s" -concurrency "$CONC" 2>&1 || true)
+        echo "$out" >> "$OUT/connrate-$lab.txt"
+        lb_record "$lab" l3-cross conn_per_s "$i" "$(sed -n 's/.*rate=\([0-9.]*\)\/s.*/\1/p' <<<"$out")"
+        lb_record "$lab" l3-cross conn_fails "$i" "$(sed -n 's/.*fails=\([0-9]*\).*/\1/p' <<<"$out")"
+        sleep 1
+    done
+    kill "$pid" 2>/dev/null || true
+    wait "$pid" 2>/dev/null || true
+}
+
+# --------------------------------------------------------------- hivenet ----
+api() { # api METHOD PATH [JSON] -> response body; fails on HTTP >= 400
+    local url token
+    url=$(jq -r .api_url "$HRUN/lab.json"); token=$(jq -r .admin_token "$HRUN/lab.json")
+    curl -sS --fail-with-body -X "$1" -H "X-Auth-Token: $token" -H 'Content-Type: application/json' \
+        ${3:+--data "$3"} "$url$2"
+}
+hivenet_down() { [ -x "$BIN" ] && "$BIN" lab down --prefix $HP >/dev/null 2>&1 || true; }
+
+hivenet_up() {
+    hivenet_down
+    lb_log "hivenet: lab up (2 hosts), networks a and b, router, vm1@host1, vm3@host2 (default security group)"
+    "$BIN" lab up --prefix $HP --hosts 2 > "$OUT/hivenet-lab-up.txt"
+    local na nb sa sb r n
+    na=$(api POST /v2.0/networks '{"network":{"name":"a"}}' | jq -r .network.id)
+    nb=$(api POST /v2.0/networks '{"network":{"name":"b"}}' | jq -r .network.id)
+    sa=$(api POST /v2.0/subnets "{\"subnet\":{\"network_id\":\"$na\",\"cidr\":\"10.0.1.0/24\",\"ip_version\":4}}" | jq -r .subnet.id)
+    sb=$(api POST /v2.0/subnets "{\"subnet\":{\"network_id\":\"$nb\",\"cidr\":\"10.0.2.0/24\",\"ip_version\":4}}" | jq -r .subnet.id)
+    r=$(api POST /v2.0/routers '{"router":{"name":"r"}}' | jq -r .router.id)
+    api PUT "/v2.0/routers/$r/add_router_interface" "{\"subnet_id\":\"$sa\"}" >/dev/null
+    api PUT "/v2.0/routers/$r/add_router_interface" "{\"subnet_id\":\"$sb\"}" >/dev/null
+    api POST /v2.0/ports "{\"port\":{\"name\":\"vm1\",\"network_id\":\"$na\",\"binding:host_id\":\"host1\",
+        \"fixed_ips\":[{\"subnet_id\":\"$sa\",\"ip_address\":\"$SRC_IP\"}]}}" >/dev/null
+    api POST /v2.0/ports "{\"port\":{\"name\":\"vm3\",\"network_id\":\"$nb\",\"binding:host_id\":\"host2\",
+        \"fixed_ips\":[{\"subnet_id\":\"$sb\",\"ip_address\":\"$DST_IP\"}]}}" >/dev/null
+    "$BIN" lab vm add vm1 --prefix $HP --host host1 --port vm1
+    "$BIN" lab vm add vm3 --prefix $HP --host host2 --port vm3
+    for n in $(seq 1 50); do
+        nsx ${HP}vm1 ping -n -c 1 -W 1 $DST_IP >/dev/null 2>&1 && return 0
+    done
+    lb_log "hivenet: vm1 cannot reach vm3 through the router"; return 1
+}
+
+cleanup() {
+    local f
+    for f in "$OUT"/iperf-*.pid; do [ -e "$f" ] && lb_iperf_server_stop "$f"; done
+    if [ -d "$HRUN/logs" ]; then cp -r "$HRUN/logs" "$OUT/hivenet-logs" 2>/dev/null || true; fi
+    hivenet_down
+    has kernel && "$HERE/kernel-l3-lab.sh" down >/dev/null 2>&1 || true
+    has ovn && "$HERE/ovn-lab.sh" down >/dev/null 2>&1 || true
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+lb_log "building connrate${HIVENET_BIN:+}; hivenet"
+(cd "$REPO" && go build -o "$CONNRATE" ./bench/connrate)
+if [ -n "${HIVENET_BIN:-}" ]; then cp "$HIVENET_BIN" "$BIN"; else (cd "$REPO" && go build -o "$BIN" ./cmd/hivenet); fi
+
+# ------------------------------------------------------------ measure ----
+if has kernel; then
+    "$HERE/kernel-l3-lab.sh" up
+    lb_case kernel l3-cross hbkl-vm1 hbkl-vm3 $DST_IP "$OUT"
+    conn_rate kernel hbkl-vm1 hbkl-vm3
+    "$HERE/kernel-l3-lab.sh" down
+fi
+if has ovn; then
+    "$HERE/ovn-lab.sh" up
+    "$HERE/ovn-lab.sh" acls
+    nsx hbov-vm1 ping -n -c 3 -W 2 $DST_IP >/dev/null || lb_log "ovn: vm1 -> vm3 fails with the ACLs"
+    lb_case ovn l3-cross hbov-vm1 hbov-vm3 $DST_IP "$OUT"
+    conn_rate ovn hbov-vm1 hbov-vm3
+    "$HERE/ovn-lab.sh" down
+fi
+if has hivenet; then
+    hivenet_up
+    lb_case hivenet l3-cross ${HP}vm1 ${HP}vm3 $DST_IP "$OUT"
+    conn_rate hivenet ${HP}vm1 ${HP}vm3
+    [ -d "$HRUN/logs" ] && cp -r "$HRUN/logs" "$OUT/hivenet-logs"
+    hivenet_down
+fi
+if has go; then
+    lb_log "go test -bench SimulateRouterSG ./internal/simulation (-count $RUNS)"
+    (cd "$REPO" && go test -run '^$' -bench 'SimulateRouterSG' -benchmem -count "$RUNS" ./internal/simulation) > "$OUT/go-bench.txt" 2>&1 || true
+    i=0
+    while read -r ns allocs; do
+        i=$((i + 1))
+        lb_record go sim sim_ns_op "$i" "$ns"
+        lb_record go sim sim_allocs_op "$i" "$allocs"
+    done < <(awk '/^BenchmarkSimulateRouterSG/ { for (f = 1; f <= NF; f++) { if ($f == "ns/op") ns = $(f-1); if ($f == "allocs/op") a = $(f-1) } print ns, a }' "$OUT/go-bench.txt")
+fi
+
+# ------------------------------------------------------------ summary ----
+med() { # med LAB METRIC -> median over runs (numbers only)
+    awk -F'\t' -v l="$1" -v m="$2" '$1==l && $3==m && $5 ~ /^-?[0-9.]+$/ {print $5}' "$RESULTS_TSV" | lb_median
+}
+sum() { awk -F'\t' -v l="$1" -v m="$2" '$1==l && $3==m && $5 ~ /^[0-9]+$/ {s += $5; n++} END {print n ? s : "NA"}' "$RESULTS_TSV"; }
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN{ if (a=="NA"||b=="NA"||b==0) print "NA"; else printf "%.2fx", a/b }'; }
+{
+    echo "hivenet vs kernel vs OVN, routed VM<->VM across hosts ($(date -Is), RUNS=$RUNS DUR=${DUR}s CONC=$CONC)"
+    echo "2 vCPUs shared by everything: compare ratios, not absolute figures."
+    echo
+    printf '%-22s %10s %10s %10s %14s %12s   %s\n' metric kernel ovn hivenet hivenet/kernel hivenet/ovn target
+    for m in tcp_p1_gbps tcp_p1_retrans ping_rtt_us conn_per_s conn_fails; do
+        if [ "$m" = conn_fails ] || [ "$m" = tcp_p1_retrans ]; then
+            k=$(sum kernel $m); o=$(sum ovn $m); h=$(sum hivenet $m)
+        else
+            k=$(med kernel $m); o=$(med ovn $m); h=$(med hivenet $m)
+        fi
+        case $m in
+            tcp_p1_gbps) tgt=">= 0.5x kernel, > ovn" ;;
+            ping_rtt_us) tgt="" ;;
+            conn_per_s) tgt=">= 0.8x kernel, > ovn" ;;
+            conn_fails) tgt="0 (sum over runs)" ;;
+            tcp_p1_retrans) tgt="(sum over runs)" ;;
+        esac
+        rk=$(ratio "$h" "$k"); ro=$(ratio "$h" "$o")
+        case $m in conn_fails|tcp_p1_retrans) rk=""; ro="" ;; esac
+        printf '%-22s %10s %10s %10s %14s %12s   %s\n' "$m" "$k" "$o" "$h" "$rk" "$ro" "$tgt"
+    done
+    printf '%-22s %10s %10s %10s %14s %12s   %s\n' sim_ns_op - - "$(med go sim_ns_op)" "" "" "< 3000 (router + SG)"
+    printf '%-22s %10s %10s %10s %14s %12s   %s\n' sim_allocs_op - - "$(med go sim_allocs_op)" "" "" ""
+    echo
+    echo "all runs:"
+    lb_summary "$RESULTS_TSV"
+} | tee "$OUT/summary.txt"
+echo "results: $OUT"
