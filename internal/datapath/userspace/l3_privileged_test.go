@@ -377,6 +377,15 @@ func TestPrivilegedRoutedSNAT(t *testing.T) {
 		if n := l.noBinding.Load(); n != 0 {
 			t.Errorf("host2 missed %d packets with no NAT binding", n)
 		}
+		// A wrong checksum is dropped by the receiver and counted: none
+		// may be, on either VM (the rewrites of both directions).
+		for _, vm := range []string{vm1, vm2} {
+			for _, c := range [][2]string{{"Tcp", "InCsumErrors"}, {"Icmp", "InCsumErrors"}, {"IpExt", "InCsumErrors"}} {
+				if n := snmpCounter(t, vm, c[0], c[1]); n != 0 {
+					t.Errorf("%s: %s %s = %d, want 0", vm, c[0], c[1], n)
+				}
+			}
+		}
 		a1, a2 := l.dp[1].Stats(), l.dp[2].Stats()
 		if a1.StateTx-before1.StateTx < 2 || a2.StateRx-before2.StateRx < 2 {
 			t.Errorf("state messages: host1 sent %d, host2 received %d; want one per connection (>= 2)",
@@ -707,4 +716,31 @@ func benchHitPath(b *testing.B, rewrites bool) {
 func isRoot() bool {
 	_, err := exec.LookPath("ip")
 	return err == nil && unix.Geteuid() == 0
+}
+
+// snmpCounter reads counter name of group (Tcp, Udp, Icmp from
+// /proc/net/snmp; IpExt, TcpExt from /proc/net/netstat) in namespace ns.
+func snmpCounter(t *testing.T, ns, group, name string) int64 {
+	t.Helper()
+	for _, file := range []string{"/proc/net/snmp", "/proc/net/netstat"} {
+		out := run(t, "ip", "netns", "exec", ns, "cat", file)
+		lines := strings.Split(out, "\n")
+		for i := 0; i+1 < len(lines); i++ {
+			keys, vals := strings.Fields(lines[i]), strings.Fields(lines[i+1])
+			if len(keys) == 0 || keys[0] != group+":" || len(vals) != len(keys) {
+				continue
+			}
+			for j, k := range keys {
+				if k == name {
+					v, err := strconv.ParseInt(vals[j], 10, 64)
+					if err != nil {
+						t.Fatalf("%s %s %s: %v", file, group, name, err)
+					}
+					return v
+				}
+			}
+		}
+	}
+	t.Fatalf("no counter %s %s", group, name)
+	return 0
 }
