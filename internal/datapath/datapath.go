@@ -2,6 +2,10 @@
 // that moves packets: bound interfaces, the tunnel and the flow table.
 // Implementations: userspace (AF_PACKET + UDP VXLAN, a Go flow table) and,
 // later, ebpf. Package fake holds an in-memory one for agent tests.
+//
+// Shared by the Go implementations: Rewriter (rewrite.go) executes the
+// header-rewrite actions in place with incremental checksum updates;
+// FormatFlow (format.go) renders a flow for humans.
 package datapath
 
 import (
