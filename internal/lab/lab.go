@@ -508,7 +508,7 @@ func (l *Lab) deadAgent() error {
 
 // runFiles are what the lab writes in RunDir; only these are removed, so a
 // RunDir pointing at a directory with other content loses nothing else.
-var runFiles = []string{"server", "logs", "pids", "dhcp", "lab.json", "lab.json.tmp", "tokens.json"}
+var runFiles = []string{"server", "state", "logs", "pids", "dhcp", "lab.json", "lab.json.tmp", "tokens.json"}
 
 // removeRunFiles removes the lab's files from RunDir, and RunDir itself
 // when that leaves it empty.
