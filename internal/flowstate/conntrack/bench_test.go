@@ -5,6 +5,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"hivenet/internal/flowstate"
 )
@@ -72,56 +73,73 @@ func BenchmarkAddConnFull(b *testing.B) {
 
 // BenchmarkParallelConnState compares the sharded conntrack table with
 // the same lookups behind one RWMutex (the layout the NAT table uses), with
-// a writer adding connections 1% of the time. Both are built once, before
-// the timed runs. Each goroutine starts at its own place in the key list,
-// or they would walk the shards in lockstep.
+// a writer adding connections 1% of the time. The machine is shared, so
+// rather than two sub-benchmarks run at different moments, each goroutine
+// alternates chunks of 256 operations on one and on the other, timing
+// each chunk, and the benchmark reports both costs (wall time per
+// operation per goroutine) and their ratio. Each goroutine starts at its
+// own place in the key list, or they would walk the shards in lockstep.
 func BenchmarkParallelConnState(b *testing.B) {
-	var goroutines atomic.Int64
-	start := func() int { return int(goroutines.Add(1)) * 7919 }
 	tab, ks := filled(b, 1<<14)
 	var mu sync.RWMutex
 	m := map[flowstate.Key]int64{}
 	for i, k := range ks {
 		m[k] = int64(i)
 	}
+	sharded := func(i int) {
+		k := ks[i&(len(ks)-1)]
+		if i%100 == 0 {
+			tab.AddConn(k, int64(i))
+		} else {
+			tab.ConnState(k.Reverse())
+		}
+	}
+	oneLock := func(i int) {
+		k := ks[i&(len(ks)-1)]
+		if i%100 == 0 {
+			mu.Lock()
+			m[k] = int64(i)
+			mu.Unlock()
+		} else {
+			r := k.Reverse()
+			mu.RLock()
+			_, fwd := m[r]
+			_, rev := m[k]
+			mu.RUnlock()
+			_, _ = fwd, rev
+		}
+	}
+	var goroutines, shardedNs, oneLockNs, ops atomic.Int64
 	runtime.GC()
-	b.Run("sharded", func(b *testing.B) {
-		b.ReportAllocs()
-		b.RunParallel(func(pb *testing.PB) {
-			i := start()
-			for pb.Next() {
-				k := ks[i&(len(ks)-1)]
-				if i%100 == 0 {
-					tab.AddConn(k, int64(i))
-				} else {
-					tab.ConnState(k.Reverse())
-				}
-				i++
+	b.ReportAllocs()
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		const chunk = 256
+		i := int(goroutines.Add(1)) * 7919
+		var sNs, oNs, n int64
+		for pb.Next() {
+			t0 := time.Now()
+			for j := range chunk {
+				sharded(i + j)
 			}
-		})
-	})
-	b.Run("one-lock", func(b *testing.B) {
-		b.ReportAllocs()
-		b.RunParallel(func(pb *testing.PB) {
-			i := start()
-			for pb.Next() {
-				k := ks[i&(len(ks)-1)]
-				if i%100 == 0 {
-					mu.Lock()
-					m[k] = int64(i)
-					mu.Unlock()
-				} else {
-					r := k.Reverse()
-					mu.RLock()
-					_, fwd := m[r]
-					_, rev := m[k]
-					mu.RUnlock()
-					_, _ = fwd, rev
-				}
-				i++
+			t1 := time.Now()
+			for j := range chunk {
+				oneLock(i + j)
 			}
-		})
+			oNs += int64(time.Since(t1))
+			sNs += int64(t1.Sub(t0))
+			n += chunk
+			i += chunk
+		}
+		shardedNs.Add(sNs)
+		oneLockNs.Add(oNs)
+		ops.Add(n)
 	})
+	if n := ops.Load(); n > 0 {
+		b.ReportMetric(float64(shardedNs.Load())/float64(n), "sharded-ns/lookup")
+		b.ReportMetric(float64(oneLockNs.Load())/float64(n), "one-lock-ns/lookup")
+		b.ReportMetric(float64(shardedNs.Load())/float64(oneLockNs.Load()), "sharded/one-lock")
+	}
 }
 
 func BenchmarkAppendSnapshot(b *testing.B) {

@@ -26,20 +26,27 @@
 // # Concurrency
 //
 // Lookups (ConnState, NATByOrig, NATByReply, SNATInUse, SNATBlocks) and
-// refreshes take only read locks and allocate nothing. Conntrack entries
+// refreshes take only read locks. Conntrack entries
 // are spread over connShards shards by a hash of the key, each with its
 // own RWMutex, so readers on different cores rarely touch the same lock
 // word; the shard hash is symmetric, so a key and its reverse share a
 // shard and ConnState probes both under one read lock. NAT bindings,
 // indexed by Orig and by reply key (a third index, by Xlat, is the reply
 // index probed with the key reversed), share one RWMutex. SNAT blocks are
-// an immutable map swapped atomically. Measured 2026-11-24 on the shared
-// 2-vCPU machine under load (BenchmarkParallelConnState, medians of 6,
-// 16k connections, 1% writes): sharded 110 ns/op against 125 ns/op for
-// one RWMutex with 2 goroutines, equal (~99 ns/op) with one; sharding
-// costs nothing single-threaded and keeps upcall workers on bigger hosts
-// off one shared reader count. Lookups allocate nothing
+// an immutable map swapped atomically. Lookups allocate nothing
 // (TestLookupsDoNotAllocate).
+//
+// Measured 2026-11-24 on the shared 2-vCPU machine (load 8-10, so only
+// ratios from interleaved runs mean anything): BenchmarkParallelConnState
+// alternates chunks of lookups (1% adds) on Tables and on a bare map
+// behind one RWMutex. Median of 6, Tables costs 1.15x the bare map with
+// one goroutine and 1.6x with two; a build with one shard measured about
+// the same (1.1-1.6x), so sharding neither helps nor hurts measurably
+// here, and the rest of the gap is not explained yet. Lock operations
+// dominate: in a serial interleaved run the bare map cost 100-145 ns a
+// lookup pair without its RWMutex and 270-460 ns with it. Sharding is
+// kept for hosts with more cores, where one reader count would bounce
+// between all upcall workers; measure there before relying on it.
 //
 // # Expiry and eviction
 //

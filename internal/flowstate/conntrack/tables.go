@@ -45,13 +45,17 @@ type Config struct {
 	MaxEntries int
 }
 
-// Validate reports a negative field.
+// MaxIdle bounds ConnIdle and NATIdle (a year), which keeps time
+// arithmetic far from overflow.
+const MaxIdle int64 = 365 * 24 * 3600 * 1e9
+
+// Validate reports a negative field or an idle time above MaxIdle.
 func (c Config) Validate() error {
 	switch {
-	case c.ConnIdle < 0:
-		return fmt.Errorf("conntrack: ConnIdle %d is negative", c.ConnIdle)
-	case c.NATIdle < 0:
-		return fmt.Errorf("conntrack: NATIdle %d is negative", c.NATIdle)
+	case c.ConnIdle < 0 || c.ConnIdle > MaxIdle:
+		return fmt.Errorf("conntrack: ConnIdle %d ns is not in [0, %d]", c.ConnIdle, MaxIdle)
+	case c.NATIdle < 0 || c.NATIdle > MaxIdle:
+		return fmt.Errorf("conntrack: NATIdle %d ns is not in [0, %d]", c.NATIdle, MaxIdle)
 	case c.MaxEntries < 0:
 		return fmt.Errorf("conntrack: MaxEntries %d is negative", c.MaxEntries)
 	}

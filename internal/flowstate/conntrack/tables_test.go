@@ -55,6 +55,9 @@ func TestConfig(t *testing.T) {
 		{name: "negative conn idle", cfg: Config{ConnIdle: -1}, wantErr: true},
 		{name: "negative nat idle", cfg: Config{NATIdle: -1}, wantErr: true},
 		{name: "negative max", cfg: Config{MaxEntries: -1}, wantErr: true},
+		{name: "idle too long", cfg: Config{ConnIdle: MaxIdle + 1}, wantErr: true},
+		{name: "nat idle too long", cfg: Config{NATIdle: 1 << 62}, wantErr: true},
+		{name: "a year is fine", cfg: Config{ConnIdle: MaxIdle, NATIdle: MaxIdle, MaxEntries: 1}, want: Config{ConnIdle: MaxIdle, NATIdle: MaxIdle, MaxEntries: 1}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
