@@ -205,6 +205,9 @@ func checkMaskSound(t *testing.T, w *world, name string, pkt Packet, r Result) {
 			ips = append(ips, f.Addr.As16())
 		}
 	})
+	for _, a := range w.l3.addrs { // floating IPs, SNAT and next-hop addresses
+		ips = append(ips, a.As16())
+	}
 	macs = append(macs, topology.BroadcastMAC, [6]byte{0x01, 0x00, 0x5e, 0, 0, 1}, [6]byte{0xfa, 0x16, 0x3e, 0xde, 0xad, 0x01}, [6]byte{})
 	ips = append(ips, addr16("0.0.0.0"), addr16("255.255.255.255"), addr16("10.0.0.2"), addr16("10.0.0.1"), addr16("fe80::1"), addr16("2001:db8::1"))
 	var cands []packet.FlowMatch

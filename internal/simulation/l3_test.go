@@ -27,6 +27,7 @@ package simulation
 // For ICMP keys the ports are the echo identifier (SrcPort of a request).
 //
 // Packet fields: from=uplink:HOST/PHYSNET, ttl=N, id=N (echo identifier),
+// frag=later (a non-first fragment: no ports),
 // icmp=TYPE/CODE, frame=ip (build the IPv4 frame), inner=PROTO:SRC:SPORT>DST:DPORT
 // (the header embedded in an ICMP error frame).
 

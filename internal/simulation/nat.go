@@ -13,10 +13,18 @@ package simulation
 // port to try, and ports are probed in order with View.SNATInUse. The
 // choice is deterministic for a given state. All ports in use: the
 // Result asks for another block (NeedSNATBlock) and drops, uncached.
+//
+// Non-first fragments carry no ports: leaving, they get the source
+// address only (the one their first fragment got); entering, only a
+// floating IP translates them, other ones are dropped (ReasonNATFragment)
+// rather than guessed. No state is written for them.
 
 import (
+	"net/netip"
+
 	"hivenet/internal/flowstate"
 	"hivenet/internal/packet"
+	"hivenet/internal/topology"
 )
 
 // dnat: translation of packets entering the router from its gateway.
@@ -27,6 +35,22 @@ func (s *sim) dnat() outcome {
 	}
 	if s.isICMPError() {
 		return s.natICMPError()
+	}
+	if s.laterFragment() {
+		// No ports to find a binding by: only a floating IP (1:1) can
+		// be translated.
+		s.use(packet.FIPDst | packet.FIPSrc)
+		if f := s.fipByAddr(s.cur.Dst()); f != nil {
+			k := flowstate.KeyOf(s.zone(), &s.cur)
+			x := k
+			x.Dst = f.FixedIP.As16()
+			s.xlate(k, x, "fragment to floating ip "+f.Addr.String())
+			return next
+		}
+		if s.trace {
+			s.step(s.routerDevice(), "later fragment to %s: no floating ip, ports unknown", s.cur.Dst())
+		}
+		return s.drop(ReasonNATFragment)
 	}
 	s.use(fiveTuple)
 	k := flowstate.KeyOf(s.zone(), &s.cur)
@@ -39,7 +63,7 @@ func (s *sim) dnat() outcome {
 		return next
 	}
 	dst := s.cur.Dst()
-	if f := s.snap.FloatingIPByAddr(dst); f != nil && f.RouterID == r.ID && f.PortID != "" && f.FixedIP.IsValid() {
+	if f := s.fipByAddr(dst); f != nil {
 		x := k
 		x.Dst = f.FixedIP.As16()
 		s.addNAT(k, x)
@@ -60,6 +84,21 @@ func (s *sim) snat() outcome {
 	}
 	if s.isICMPError() {
 		return s.natICMPError()
+	}
+	if s.laterFragment() {
+		// The first fragment carried the ports and got the binding;
+		// later ones only need the address (the same for every
+		// connection of a source: its floating IP, else the router's).
+		s.use(packet.FIPSrc | packet.FIPDst)
+		k := flowstate.KeyOf(s.zone(), &s.cur)
+		x := k
+		if f := s.snap.FloatingIPOf(r.ID, s.cur.Src()); f != nil {
+			x.Src = f.Addr.As16()
+		} else if r.SNAT && r.SNATAddr.IsValid() {
+			x.Src = r.SNATAddr.As16()
+		}
+		s.xlate(k, x, "fragment")
+		return next
 	}
 	s.use(fiveTuple)
 	k := flowstate.KeyOf(s.zone(), &s.cur)
@@ -96,6 +135,23 @@ func (s *sim) snat() outcome {
 	s.addNAT(k, x)
 	s.xlate(k, x, "snat")
 	return next
+}
+
+// laterFragment reports whether the packet is a non-first IPv4 fragment
+// (no transport header: nothing to find a binding by).
+func (s *sim) laterFragment() bool {
+	s.use(packet.FIPFrag)
+	return s.cur.IPFrag == packet.FragLater
+}
+
+// fipByAddr returns the floating IP with address a that this router
+// translates to a port's fixed IP, or nil.
+func (s *sim) fipByAddr(a netip.Addr) *topology.FloatingIP {
+	f := s.snap.FloatingIPByAddr(a)
+	if f == nil || f.RouterID != s.router.ID || f.PortID == "" || !f.FixedIP.IsValid() {
+		return nil
+	}
+	return f
 }
 
 // hasPort reports whether a key's protocol has a translatable port: TCP

@@ -91,6 +91,10 @@ const (
 	// ReasonFilterReject: a chain rejected the packet (an ICMP error or a
 	// TCP RST is emitted).
 	ReasonFilterReject Reason = "filter-reject"
+	// ReasonNATFragment: a non-first fragment entering through a gateway
+	// to an address other than a floating IP (no ports to find the
+	// connection by).
+	ReasonNATFragment Reason = "nat-fragment"
 	// ReasonNoUplink: a frame must leave an external network and no
 	// gateway host has an uplink on its physical network.
 	ReasonNoUplink Reason = "no-uplink"

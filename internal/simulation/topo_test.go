@@ -388,6 +388,9 @@ func (w *world) packet(t testing.TB, desc string) Packet {
 			typ, code, _ := strings.Cut(v, "/")
 			m.SrcPort, m.DstPort = uint16(atoi(t, typ)), uint16(atoi(t, code))
 		}
+		if kv["frag"] == "later" {
+			m.IPFrag, m.SrcPort, m.DstPort, m.ICMPID = packet.FragLater, 0, 0, 0
+		}
 		if kv["frame"] == "ip" {
 			pkt.Frame = w.ipFrame(t, desc, m, kv["inner"])
 		}
