@@ -161,13 +161,12 @@ func TestPrivilegedSecurityGroups(t *testing.T) {
 		if rule.ID == "" {
 			t.Skip("no rule")
 		}
-		start := time.Now()
 		if err := e.as("alpha").DeleteSecurityGroupRule(e.ctx, rule.ID); err != nil {
 			t.Fatal(err)
 		}
 		took := e.tcpGone(t, "cli", ap(srvIP, 22), 5*time.Second)
-		t.Logf("API call -> connections refused: %v", (time.Since(start)).Round(time.Millisecond))
-		if took > 2*time.Second {
+		t.Logf("API call -> new connections fail: %v", took.Round(time.Millisecond))
+		if took > time.Second {
 			t.Errorf("tcp/22 closed after %v", took)
 		}
 	})
@@ -297,7 +296,8 @@ func TestPrivilegedExternal(t *testing.T) {
 		if _, err := e.as("alpha").AssociateFloatingIP(e.ctx, fip.ID, ""); err != nil {
 			t.Fatal(err)
 		}
-		e.tcpGone(t, "out", ap(fa, 8080), 5*time.Second)
+		took := e.tcpGone(t, "out", ap(fa, 8080), 5*time.Second)
+		t.Logf("API call -> unreachable from outside: %v", took.Round(time.Millisecond))
 		if got := e.pingFromNS(t, "out", fa, 3); got != 0 {
 			t.Errorf("ping %s from outside after disassociation: %d replies", fa, got)
 		}

@@ -149,15 +149,21 @@ func (e *env) tcpBlocked(t *testing.T, ns string, dst netip.AddrPort, n int) {
 }
 
 // tcpGone waits until new connections from ns to dst fail (three in a
-// row), for at most within; it returns how long that took.
+// row), for at most within; it returns when the first of those three
+// attempts started.
 func (e *env) tcpGone(t *testing.T, ns string, dst netip.AddrPort, within time.Duration) time.Duration {
 	t.Helper()
 	start := time.Now()
 	fails := 0
+	var firstFail time.Duration
 	for time.Since(start) < within {
+		at := time.Since(start)
 		if _, err := e.lab.DialTCP(e.ctx, ns, dst, 300*time.Millisecond); err != nil {
+			if fails == 0 {
+				firstFail = at
+			}
 			if fails++; fails == 3 {
-				return time.Since(start)
+				return firstFail
 			}
 			continue
 		}
