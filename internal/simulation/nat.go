@@ -58,10 +58,9 @@ func (s *sim) dnat() outcome {
 		s.xlate(k, b.Orig.Reverse(), "reply of binding")
 		return next
 	}
-	if b, ok := s.st.NATByOrig(k); ok {
-		s.xlate(k, b.Xlat, "binding")
-		return next
-	}
+	// Floating IPs are 1:1 and stateless on the way in: the current
+	// association decides, so a disassociated or moved floating IP
+	// reaches nobody or the new port at once, whatever bindings remain.
 	dst := s.cur.Dst()
 	if f := s.fipByAddr(dst); f != nil {
 		x := k
@@ -106,11 +105,20 @@ func (s *sim) snat() outcome {
 		s.xlate(k, b.Orig.Reverse(), "reply of binding")
 		return next
 	}
+	fip := s.snap.FloatingIPOf(r.ID, s.cur.Src())
 	if b, ok := s.st.NATByOrig(k); ok {
-		s.xlate(k, b.Xlat, "binding")
-		return next
+		// A binding is kept while its translation is still one the
+		// router makes: its SNAT address, or the source's current
+		// floating IP (not one since disassociated).
+		if (r.SNAT && b.Xlat.Src == r.SNATAddr.As16()) || (fip != nil && b.Xlat.Src == fip.Addr.As16()) {
+			s.xlate(k, b.Xlat, "binding")
+			return next
+		}
+		if s.trace {
+			s.step(s.routerDevice(), "stale binding %s ignored", keyString(b.Xlat))
+		}
 	}
-	if f := s.snap.FloatingIPOf(r.ID, s.cur.Src()); f != nil {
+	if f := fip; f != nil {
 		x := k
 		x.Src = f.Addr.As16()
 		s.addNAT(k, x)
