@@ -193,7 +193,7 @@ func RunDemo(ctx context.Context, cfg DemoConfig) (res DemoResult, err error) {
 		return res, err
 	}
 	ports := top.ports
-	phase("API: 3 networks, a router with a gateway, a security group, 6 ports (tenants); external network, 6 bindings (admin)", start)
+	phase("API: networks, router + gateway, security group, ports, bindings", start)
 	// Each project sees its own networks (and the shared external one) only.
 	listed := map[string]bool{}
 	for _, n := range demoNetworks {
@@ -274,7 +274,7 @@ func RunDemo(ctx context.Context, cfg DemoConfig) (res DemoResult, err error) {
 	// Let every same-network pair get its first reply (bindings and flows
 	// settle) before the matrix, for at most 10 s.
 	warm(ctx, l, 10*time.Second)
-	phase("warm-up (first reply of each same-network pair)", start)
+	phase("warm-up (first reply of each same-network or routed pair)", start)
 	start = time.Now()
 	res.Matrix = pingMatrix(ctx, l)
 	phase(fmt.Sprintf("ping matrix (%d pairs, in parallel)", len(res.Matrix)), start)
