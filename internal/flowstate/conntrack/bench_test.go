@@ -151,3 +151,18 @@ func BenchmarkAppendSnapshot(b *testing.B) {
 		buf = tab.AppendSnapshot(buf[:0], 1)
 	}
 }
+
+// BenchmarkExpire: one Expire that removes 64k connections and 64k
+// bindings (the longest the agent's periodic Expire holds the locks:
+// per conntrack shard, then the NAT table).
+func BenchmarkExpire(b *testing.B) {
+	b.ReportAllocs()
+	for b.Loop() {
+		b.StopTimer()
+		tab, _ := filled(b, 1<<16)
+		b.StartTimer()
+		if n := tab.Expire(1 << 50); n != 2<<16 {
+			b.Fatalf("Expire removed %d, want %d", n, 2<<16)
+		}
+	}
+}

@@ -334,37 +334,47 @@ func (t *Tables) ApplyMessage(m *flowstate.Message, now int64) {
 	}
 }
 
+// expireBatch bounds how many entries Expire removes under one hold of a
+// lock, so that lookups get in between batches during a mass expiry
+// (BenchmarkExpire: ~1 µs an entry on the loaded 2-vCPU machine).
+const expireBatch = 1024
+
 // Expire removes the entries idle for their table's idle time at now
-// (last use + idle <= now) and returns how many it removed.
+// (last use + idle <= now) and returns how many it removed. It takes
+// each lock for at most expireBatch removals at a time.
 func (t *Tables) Expire(now int64) int {
 	removed := 0
 	for c := range t.conns {
 		sh := &t.conns[c]
-		sh.mu.Lock()
-		for {
-			i, ok := sh.s.next(now - t.cfg.ConnIdle)
+		for n := expireBatch; n == expireBatch; {
+			sh.mu.Lock()
+			for n = 0; n < expireBatch; n++ {
+				i, ok := sh.s.next(now - t.cfg.ConnIdle)
+				if !ok {
+					break
+				}
+				delete(sh.idx, sh.s.slots[i].val)
+				sh.s.release(i)
+			}
+			sh.mu.Unlock()
+			removed += n
+			t.connExpired.Add(uint64(n))
+		}
+	}
+	nt := &t.nat
+	for n := expireBatch; n == expireBatch; {
+		nt.mu.Lock()
+		for n = 0; n < expireBatch; n++ {
+			i, ok := nt.s.next(now - t.cfg.NATIdle)
 			if !ok {
 				break
 			}
-			delete(sh.idx, sh.s.slots[i].val)
-			sh.s.release(i)
-			removed++
-			t.connExpired.Add(1)
+			nt.remove(i)
 		}
-		sh.mu.Unlock()
+		nt.mu.Unlock()
+		removed += n
+		t.natExpired.Add(uint64(n))
 	}
-	nt := &t.nat
-	nt.mu.Lock()
-	for {
-		i, ok := nt.s.next(now - t.cfg.NATIdle)
-		if !ok {
-			break
-		}
-		nt.remove(i)
-		removed++
-		t.natExpired.Add(1)
-	}
-	nt.mu.Unlock()
 	return removed
 }
 

@@ -499,3 +499,32 @@ func TestShardSymmetric(t *testing.T) {
 		}
 	}
 }
+
+// TestExpireInBatches: a mass expiry larger than expireBatch per lock
+// removes exactly the idle entries.
+func TestExpireInBatches(t *testing.T) {
+	tab := newT(t, Config{ConnIdle: 100, NATIdle: 100, MaxEntries: 1 << 16})
+	const conns, nats = 40000, 3000 // ~1250 expiring a conntrack shard
+	for i := range conns {
+		k := key(1, 6, "10.0.0.1:1", "10.0.0.2:80")
+		k.Src[14], k.Src[15], k.SrcPort = byte(i>>8), byte(i), uint16(i)
+		tab.AddConn(k, int64(i%2)) // odd ones stay one more tick
+		if i < nats {
+			x := k
+			x.Src = netip.MustParseAddr("203.0.113.1").As16()
+			tab.AddNAT(flowstate.NAT{Orig: k, Xlat: x}, int64(i%2))
+		}
+	}
+	if got, want := tab.Expire(100), conns/2+nats/2; got != want {
+		t.Errorf("Expire(100) = %d, want %d", got, want)
+	}
+	if c, n := tab.Len(); c != conns/2 || n != nats/2 {
+		t.Errorf("Len() = %d, %d; want %d, %d", c, n, conns/2, nats/2)
+	}
+	if got, want := tab.Expire(101), conns/2+nats/2; got != want {
+		t.Errorf("Expire(101) = %d, want %d", got, want)
+	}
+	if s := tab.Stats(); s.Conns+s.NATs != 0 || s.ConnExpired != conns || s.NATExpired != nats {
+		t.Errorf("Stats = %+v", s)
+	}
+}
