@@ -18,6 +18,11 @@ package simulation
 // address only (the one their first fragment got); entering, only a
 // floating IP translates them, other ones are dropped (ReasonNATFragment)
 // rather than guessed. No state is written for them.
+//
+// Hairpin: a packet from inside to a floating IP of the same router is
+// translated both ways (destination to the fixed IP, source to the
+// sender's floating IP or the SNAT address), as Neutron's routers do, so
+// that the reply comes back through the router and is translated back.
 
 import (
 	"net/netip"
@@ -30,8 +35,19 @@ import (
 // dnat: translation of packets entering the router from its gateway.
 func (s *sim) dnat() outcome {
 	r := s.router
-	if r.GatewayPortID == "" || s.rin.ID != r.GatewayPortID {
+	if r.GatewayPortID == "" {
 		return next
+	}
+	if s.rin.ID != r.GatewayPortID {
+		// From inside: only packets to the router's external addresses
+		// (a floating IP of a neighbour, or a reply to a hairpin SNAT)
+		// are translated. East-west traffic reads no NAT state.
+		s.use(packet.FIPDst)
+		dst := s.cur.Dst()
+		if !(r.SNAT && dst == r.SNATAddr) && s.fipByAddr(dst) == nil {
+			return next
+		}
+		s.hairpin = true
 	}
 	if s.isICMPError() {
 		return s.natICMPError()
@@ -65,8 +81,19 @@ func (s *sim) dnat() outcome {
 	if f := s.fipByAddr(dst); f != nil {
 		x := k
 		x.Dst = f.FixedIP.As16()
-		s.addNAT(k, x)
+		if s.hairpin {
+			// From inside to a neighbour's floating IP: the source is
+			// translated too (snat stage), so the reply comes back
+			// through the router; one binding covers both.
+			s.hairpinOrig, s.hairpinDNAT = k, true
+		} else {
+			s.addNAT(k, x)
+		}
 		s.xlate(k, x, "floating ip "+dst.String())
+		return next
+	}
+	if s.hairpin {
+		s.hairpin = false // to the router itself: router-local decides
 		return next
 	}
 	if s.trace {
@@ -78,8 +105,11 @@ func (s *sim) dnat() outcome {
 // snat: translation of packets leaving the router through its gateway.
 func (s *sim) snat() outcome {
 	r := s.router
-	if r.GatewayPortID == "" || s.rout.ID != r.GatewayPortID {
+	if r.GatewayPortID == "" || (s.rout.ID != r.GatewayPortID && !s.hairpinDNAT) {
 		return next
+	}
+	if s.hairpinDNAT {
+		return s.hairpinSNAT()
 	}
 	if s.isICMPError() {
 		return s.natICMPError()
@@ -160,6 +190,36 @@ func (s *sim) fipByAddr(a netip.Addr) *topology.FloatingIP {
 		return nil
 	}
 	return f
+}
+
+// hairpinSNAT translates the source of a packet from inside to a
+// neighbour's floating IP: to the sender's own floating IP, else to the
+// router's SNAT address and a port; the binding maps the packet as sent
+// (to the floating IP) to the packet as delivered, so the reply's one
+// lookup restores both addresses.
+func (s *sim) hairpinSNAT() outcome {
+	r := s.router
+	k := flowstate.KeyOf(s.zone(), &s.cur)
+	x := k
+	if f := s.snap.FloatingIPOf(r.ID, s.cur.Src()); f != nil {
+		x.Src = f.Addr.As16()
+	} else if r.SNAT && r.SNATAddr.IsValid() {
+		var ok bool
+		if x, ok = s.allocSNAT(k); !ok {
+			s.noCache = true
+			s.r.NeedSNATBlock = r.SNATAddr
+			return s.drop(ReasonSNATExhausted)
+		}
+	} else {
+		if s.trace {
+			s.step(s.routerDevice(), "hairpin to a floating ip without snat: source kept")
+		}
+		s.addNAT(s.hairpinOrig, k)
+		return next
+	}
+	s.addNAT(s.hairpinOrig, x)
+	s.xlate(k, x, "hairpin snat")
+	return next
 }
 
 // hasPort reports whether a key's protocol has a translatable port: TCP

@@ -194,6 +194,11 @@ type sim struct {
 	ctState topology.CTState
 	ctRead  bool
 	ctErr   bool // the state is an ICMP error's RELATED state
+	// hairpin: a packet from inside to the router's external addresses;
+	// hairpinDNAT: it was sent to a neighbour's floating IP (key
+	// hairpinOrig before translation) and needs source NAT too.
+	hairpin, hairpinDNAT bool
+	hairpinOrig          flowstate.Key
 	// nNAT and nKeys count the NAT bindings and conntrack keys created
 	// (the first ones live in the block).
 	nNAT, nKeys int
