@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # scripts/demo.sh -- the hivenet demo on one machine: installs what it needs
 # (Debian packages, Go if missing), builds hivenet and runs `hivenet lab demo`
-# (3 hosts in network namespaces, two tenant networks on the same CIDR, four
-# VMs with dhclient, a ping matrix). Extra arguments go to `hivenet lab demo`
+# (3 hosts in network namespaces, two tenant networks on the same CIDR and a
+# routed third one, six VMs with dhclient, a ping matrix, SNAT, a security
+# group and a floating IP reached from an "outside" namespace). Extra arguments go to `hivenet lab demo`
 # (for example --keep to leave the lab running). Needs root.
 set -euo pipefail
 cd "$(dirname "$0")/.."

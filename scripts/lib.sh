@@ -2,7 +2,7 @@
 # Sourced, not executed.
 
 # The Debian packages the lab, the end-to-end tests and the benchmarks use.
-HIVENET_DEBS="iproute2 isc-dhcp-client iputils-ping iperf3 jq curl procps ca-certificates"
+HIVENET_DEBS="iproute2 isc-dhcp-client iputils-ping traceroute iperf3 jq curl procps ca-certificates"
 # The Go release go.mod needs; used only when no suitable go is installed.
 HIVENET_GO_VERSION=1.26.8
 
@@ -18,7 +18,7 @@ need_root() {
 # with apt-get when any is missing; nothing when all are there).
 install_debs() {
     local missing=0 t
-    for t in ip dhclient ping iperf3 jq curl pgrep; do
+    for t in ip dhclient ping traceroute iperf3 jq curl pgrep; do
         command -v "$t" >/dev/null || missing=1
     done
     [ "$missing" = 0 ] && return 0

@@ -83,9 +83,9 @@ func requireLab(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Skip("needs root to create network namespaces")
 	}
-	for _, tool := range []string{"ip", "dhclient", "ping"} {
+	for _, tool := range []string{"ip", "dhclient", "ping", "traceroute", "iperf3"} {
 		if _, err := exec.LookPath(tool); err != nil {
-			t.Fatalf("needs %s on PATH (install iproute2, isc-dhcp-client, iputils-ping): %v", tool, err)
+			t.Fatalf("needs %s on PATH (install iproute2, isc-dhcp-client, iputils-ping, traceroute, iperf3): %v", tool, err)
 		}
 	}
 	if buildErr != nil {
