@@ -31,7 +31,8 @@
 //
 //   - ActOutput: the virtio_net_hdr is rewritten just before the frame and
 //     hdr+frame is written to the port's socket unchanged (superframes pass
-//     unsplit between local ports).
+//     unsplit between local ports; the kernel's dev_queue_xmit segments and
+//     checksums them in software if the port's device cannot take them).
 //   - ActTunnel: a plain frame gets its partial checksum completed, the
 //     8-byte VXLAN header (VNI = Key) is written just before it, and it goes
 //     out as one UDP datagram. A GSO superframe is segmented into the
@@ -445,7 +446,12 @@ func openPacketSocket(ifname string) (fd, ifindex int, err error) {
 	}{
 		{unix.SOL_PACKET, unix.PACKET_VNET_HDR, 1, "PACKET_VNET_HDR"},
 		{unix.SOL_PACKET, unix.PACKET_IGNORE_OUTGOING, 1, "PACKET_IGNORE_OUTGOING"},
-		{unix.SOL_PACKET, unix.PACKET_QDISC_BYPASS, 1, "PACKET_QDISC_BYPASS"},
+		// No PACKET_QDISC_BYPASS: its packet_direct_xmit drops a GSO
+		// superframe (ENOBUFS) whenever the device cannot take it as
+		// is (TSO or TX checksumming off: a guest that disabled them, a
+		// NIC without the GSO type), where dev_queue_xmit segments and
+		// checksums it in software. TestPrivilegedRoutedSNAT ("same
+		// host") covers it.
 	} {
 		if err := unix.SetsockoptInt(fd, o.level, o.opt, o.val); err != nil {
 			return fail(o.name, err)
