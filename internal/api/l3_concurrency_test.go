@@ -1,0 +1,111 @@
+package api
+
+import (
+	"fmt"
+	"sync"
+	"testing"
+)
+
+// Rule creates and deletes race port creates, group changes, address
+// changes and deletes on the same groups: whatever order the store
+// serializes them in, no chain and no address group is left stale (the
+// consistency check recompiles every chain and address group from the
+// API objects and compares).
+func TestL3ConcurrentRulesAndPortsStayConsistent(t *testing.T) {
+	e := newEnv(t)
+	nid := e.network(tokA, "n")
+	e.subnet(tokA, nid, "10.0.0.0/24")
+	g1 := createAt(e, "security-groups", "security_group", tokA, `{"security_group": {"name": "g1"}}`)["id"].(string)
+	g2 := createAt(e, "security-groups", "security_group", tokA, `{"security_group": {"name": "g2"}}`)["id"].(string)
+	g3 := createAt(e, "security-groups", "security_group", tokA, `{"security_group": {"name": "g3"}}`)["id"].(string)
+	var ports []string
+	for i := range 4 {
+		ports = append(ports, e.create("port", tokA, fmt.Sprintf(`{"port": {"network_id": "%s", "fixed_ips": [{"ip_address": "10.0.0.%d"}], "security_groups": ["%s"]}}`, nid, 10+i, g1))["id"].(string))
+	}
+	var wg sync.WaitGroup
+	do := func(f func()) {
+		wg.Add(1)
+		go func() { defer wg.Done(); f() }()
+	}
+	var mu sync.Mutex
+	var rules []string
+	for i := range 6 {
+		g := g1
+		if i%2 == 1 {
+			g = g2
+		}
+		do(func() {
+			code, m := e.do("POST", "/v2.0/security-group-rules", tokA, fmt.Sprintf(
+				`{"security_group_rule": {"security_group_id": "%s", "direction": "ingress", "protocol": "tcp", "port_range_min": %d, "port_range_max": %d, "remote_group_id": "%s"}}`, g, 1000+i, 1000+i, g2))
+			if code != 201 {
+				t.Errorf("POST rule = %d %v", code, m)
+				return
+			}
+			mu.Lock()
+			rules = append(rules, m["security_group_rule"].(map[string]any)["id"].(string))
+			mu.Unlock()
+		})
+	}
+	for i, p := range ports {
+		do(func() {
+			body := fmt.Sprintf(`{"port": {"security_groups": ["%s", "%s"], "fixed_ips": [{"ip_address": "10.0.0.%d"}]}}`, g1, g2, 100+i)
+			if i%2 == 1 {
+				body = fmt.Sprintf(`{"port": {"security_groups": ["%s"]}}`, g2)
+			}
+			if i == 3 { // races the deletion of g3: joins it or finds it gone
+				body = fmt.Sprintf(`{"port": {"security_groups": ["%s", "%s"]}}`, g2, g3)
+				if code, m := e.do("PUT", "/v2.0/ports/"+p, tokA, body); code != 200 && code != 404 {
+					t.Errorf("PUT port into g3 = %d %v", code, m)
+				}
+				return
+			}
+			// ports[0] races its own deletion.
+			if code, m := e.do("PUT", "/v2.0/ports/"+p, tokA, body); code != 200 && !(i == 0 && code == 404) {
+				t.Errorf("PUT port = %d %v", code, m)
+			}
+		})
+	}
+	for range 3 {
+		do(func() {
+			code, m := e.do("POST", "/v2.0/ports", tokA, fmt.Sprintf(`{"port": {"network_id": "%s", "security_groups": ["%s", "%s"]}}`, nid, g2, g1))
+			if code != 201 {
+				t.Errorf("POST port = %d %v", code, m)
+			}
+		})
+	}
+	do(func() {
+		if code, m := e.do("DELETE", "/v2.0/ports/"+ports[0], tokA, ""); code != 204 {
+			t.Errorf("DELETE port = %d %v", code, m)
+		}
+	})
+	do(func() {
+		// 409 once a port joined g3, 204 before.
+		if code, m := e.do("DELETE", "/v2.0/security-groups/"+g3, tokA, ""); code != 409 && code != 204 {
+			t.Errorf("DELETE group = %d %v", code, m)
+		}
+	})
+	wg.Wait()
+	checkConsistency(t, e.dump())
+
+	// Second round: delete the rules while ports leave and rejoin.
+	for _, r := range rules {
+		do(func() {
+			if code, m := e.do("DELETE", "/v2.0/security-group-rules/"+r, tokA, ""); code != 204 {
+				t.Errorf("DELETE rule = %d %v", code, m)
+			}
+		})
+	}
+	for i, p := range ports[1:] {
+		do(func() {
+			body := fmt.Sprintf(`{"port": {"security_groups": ["%s"], "fixed_ips": [{"ip_address": "10.0.0.%d"}]}}`, g1, 200+i)
+			if i == 0 {
+				body = fmt.Sprintf(`{"port": {"security_groups": ["%s", "%s"]}}`, g2, g1)
+			}
+			if code, m := e.do("PUT", "/v2.0/ports/"+p, tokA, body); code != 200 {
+				t.Errorf("PUT port = %d %v", code, m)
+			}
+		})
+	}
+	wg.Wait()
+	checkConsistency(t, e.dump())
+}
