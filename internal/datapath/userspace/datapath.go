@@ -451,7 +451,10 @@ func openPacketSocket(ifname string) (fd, ifindex int, err error) {
 		// is (TSO or TX checksumming off: a guest that disabled them, a
 		// NIC without the GSO type), where dev_queue_xmit segments and
 		// checksums it in software. TestPrivilegedRoutedSNAT ("same
-		// host") covers it.
+		// host") covers it. Measured 2026-11-24 (TestPrivilegedTwoHosts
+		// iperf3, alternating, load average 9): 1.6 and 2.9 Gbit/s with
+		// the bypass, 0.7 and 3.0 without: no difference the noise lets
+		// us see (veths have no qdisc to bypass).
 	} {
 		if err := unix.SetsockoptInt(fd, o.level, o.opt, o.val); err != nil {
 			return fail(o.name, err)
