@@ -12,6 +12,7 @@ import (
 
 	"hivenet/internal/agent"
 	"hivenet/internal/datapath/userspace"
+	"hivenet/internal/flowstate/conntrack"
 	"hivenet/internal/store"
 )
 
@@ -21,7 +22,7 @@ func init() {
 		stateDir                                    string
 		mappings                                    []string
 		tunnelPort                                  uint16
-		hostTTL, flowIdle                           time.Duration
+		hostTTL, flowIdle, flowHard, stateIdle      time.Duration
 		maxFlows                                    int
 	)
 	cmd := &cobra.Command{
@@ -37,6 +38,9 @@ func init() {
 			if dpName != "userspace" {
 				return fmt.Errorf("--datapath: %q is not supported (supported: userspace)", dpName)
 			}
+			if stateIdle <= flowHard {
+				return fmt.Errorf("--flow-state-idle (%v) must exceed --flow-hard-timeout (%v)", stateIdle, flowHard)
+			}
 			bm, err := parseBridgeMappings(mappings)
 			if err != nil {
 				return err
@@ -47,13 +51,14 @@ func init() {
 				return err
 			}
 			defer st.Close()
-			dp, err := userspace.New(userspace.Config{TunnelIP: ip, TunnelPort: tunnelPort, MaxFlows: maxFlows, IdleTimeout: flowIdle, Logger: log.With("component", "datapath")})
+			dp, err := userspace.New(userspace.Config{TunnelIP: ip, TunnelPort: tunnelPort, MaxFlows: maxFlows, IdleTimeout: flowIdle, HardTimeout: flowHard, Logger: log.With("component", "datapath")})
 			if err != nil {
 				return err
 			}
 			a, err := agent.New(agent.Config{
 				Host: host, TunnelIP: ip, TunnelPort: tunnelPort, Store: st, Datapath: dp,
 				DatapathName: dpName, Logger: log, HostTTL: hostTTL, BridgeMappings: bm, StateDir: stateDir,
+				FlowState: conntrack.Config{ConnIdle: int64(stateIdle), NATIdle: int64(stateIdle)},
 			})
 			if err != nil {
 				return err
@@ -73,6 +78,8 @@ func init() {
 	f.DurationVar(&flowIdle, "flow-idle-timeout", 30*time.Second, "idle time after which a flow is removed")
 	f.StringVar(&stateDir, "state-dir", "/var/lib/hivenet/agent", "directory keeping the agent's flow state (conntrack, NAT) across restarts; empty: not kept")
 	f.StringSliceVar(&mappings, "bridge-mappings", nil, "PHYSNET:INTERFACE[,...]: bind INTERFACE as the uplink of the flat external network on PHYSNET (gateway hosts)")
+	f.DurationVar(&flowHard, "flow-hard-timeout", 2*time.Minute, "age after which a flow is removed even if busy (it is simulated again: state it depends on is refreshed then)")
+	f.DurationVar(&stateIdle, "flow-state-idle", 10*time.Minute, "idle time after which a conntrack entry or NAT binding is removed (must exceed --flow-hard-timeout)")
 	f.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
 	_ = cmd.MarkFlagRequired("tunnel-ip")
 	root.AddCommand(cmd)

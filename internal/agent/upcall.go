@@ -5,7 +5,9 @@ import (
 	"time"
 
 	"hivenet/internal/datapath"
+	"hivenet/internal/flowstate"
 	"hivenet/internal/flowtable"
+	"hivenet/internal/packet"
 	"hivenet/internal/simulation"
 	"hivenet/internal/topology"
 )
@@ -51,6 +53,9 @@ func (a *Agent) handleUpcall(u *datapath.Upcall) {
 	}
 	if len(res.State) > 0 {
 		a.pushState(snap, res.State, now) // before the packet goes
+	}
+	if res.Verdict == simulation.Forward {
+		a.refreshState(snap, portID, &res, &u.Match, now)
 	}
 	actions := a.compile(snap, idx, &res)
 	if res.Cacheable {
@@ -172,5 +177,38 @@ func (a *Agent) learn(macs []topology.MACEntry, arps []topology.ARPEntry) {
 		default:
 			a.stats.learnDropped.Add(1)
 		}
+	}
+}
+
+// refreshState marks the conntrack entries and NAT bindings a forwarded
+// packet belongs to as used. Packets of cached flows never reach the
+// agent, but flows are re-simulated at least every hard flow timeout, so
+// state outlives the flows that depend on it as long as the connection
+// carries traffic. Lookups that find nothing cost a read lock each.
+func (a *Agent) refreshState(snap *topology.Snapshot, ingress string, res *simulation.Result, m *packet.FlowMatch, now int64) {
+	zones := [4]uint32{}
+	n := 0
+	addZone := func(portID string) {
+		p := snap.Port(portID)
+		if p == nil {
+			return
+		}
+		if b := snap.Bridge(p.BridgeID); b != nil && n < len(zones) {
+			zones[n] = b.FloodKey
+			n++
+		}
+		if p.RouterID != "" && n < len(zones) {
+			zones[n] = flowstate.RouterZone(p.RouterID)
+			n++
+		}
+	}
+	addZone(ingress)
+	for _, o := range res.Outputs {
+		addZone(o.PortID)
+	}
+	for _, z := range zones[:n] {
+		k := flowstate.KeyOf(z, m)
+		a.fs.RefreshConn(k, now)
+		a.fs.RefreshNAT(k, now)
 	}
 }
