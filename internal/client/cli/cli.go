@@ -16,12 +16,17 @@ import (
 )
 
 // Commands returns new top-level commands for the CLI: network, subnet,
-// port and trace.
+// port, router, floatingip, security-group, security-group-rule and
+// trace.
 func Commands() []*cobra.Command {
 	return []*cobra.Command{
 		networkCommand(),
 		subnetCommand(),
 		portCommand(),
+		routerCommand(),
+		floatingIPCommand(),
+		securityGroupCommand(),
+		securityGroupRuleCommand(),
 		traceCommand(),
 	}
 }

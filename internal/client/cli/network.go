@@ -59,13 +59,27 @@ func (f *networkFlags) fill(body client.Object) {
 func networkCreateCommand(g *globals) *cobra.Command {
 	cmd := &cobra.Command{Example: "  hivenet network create blue --mtu 1400"}
 	f := addNetworkFlags(cmd)
-	var project string
+	var project, netType, physNet string
+	var ext bool
 	cmd.Flags().StringVar(&project, "project", "", "owning project ID (admin only)")
+	cmd.Flags().BoolVar(&ext, "external", false, "an external network (router:external; admin only): routers' gateways and floating IPs")
+	cmd.Flags().StringVar(&netType, "provider-network-type", "", "vxlan (default) or flat (admin only; flat networks are external)")
+	cmd.Flags().StringVar(&physNet, "provider-physical-network", "", "physical network of a flat network, as agents map it with --bridge-mappings (admin only)")
+	cmd.Example += "\n  hivenet network create public --external --provider-network-type flat --provider-physical-network physnet1"
 	return createCommand(g, client.Networks, cmd, func(_ context.Context, _ *client.Client, name string) (client.Object, error) {
 		body := client.Object{"name": name}
 		f.fill(body)
 		if project != "" {
 			body["project_id"] = project
+		}
+		if ext {
+			body["router:external"] = true
+		}
+		if cmd.Flags().Changed("provider-network-type") {
+			body["provider:network_type"] = netType
+		}
+		if cmd.Flags().Changed("provider-physical-network") {
+			body["provider:physical_network"] = physNet
 		}
 		return body, nil
 	})
