@@ -12,6 +12,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -447,6 +448,17 @@ func TestPrivilegedOutside(t *testing.T) {
 	}
 	if got := l.OutsideNetns(); got != testPrefix+"out" {
 		t.Fatalf("OutsideNetns() = %q", got)
+	}
+	// A later process (lab status, lab vm add) sees the same outside.
+	loaded, err := Load(l.RunDir(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(loaded.Gateways(), l.Gateways()) || loaded.OutsideNetns() != l.OutsideNetns() || loaded.Internet() != l.Internet() ||
+		loaded.ExternalCIDR() != l.ExternalCIDR() || loaded.PhysNet() != l.PhysNet() {
+		t.Errorf("Load: gateways %v outside %q internet %s external %s physnet %q, want %v %q %s %s %q",
+			loaded.Gateways(), loaded.OutsideNetns(), loaded.Internet(), loaded.ExternalCIDR(), loaded.PhysNet(),
+			l.Gateways(), l.OutsideNetns(), l.Internet(), l.ExternalCIDR(), l.PhysNet())
 	}
 	if _, err := nsExec(ctx, testPrefix+"host1", "ip", "link", "show", UplinkIf); err == nil {
 		t.Errorf("host1 is no gateway but has %s", UplinkIf)
