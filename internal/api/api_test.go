@@ -73,6 +73,7 @@ func TestTranslationFollowsWrites(t *testing.T) {
 		store.PrefixIndex + fmt.Sprintf("tunnelkey/%d", tp.TunnelKey),
 		// The port joined its project's default group, created for it.
 		store.PrefixIndex + "sgport/" + p["security_groups"].([]any)[0].(string) + "/" + pid,
+		store.PrefixIndex + "sgaddr/" + p["security_groups"].([]any)[0].(string) + "/10.7.0.3/" + pid,
 	}
 	slices.Sort(wantIdx)
 	if got := slices.DeleteFunc(e.keys(store.PrefixIndex), isDefaultGroupKey); !slices.Equal(got, wantIdx) {

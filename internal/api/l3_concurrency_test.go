@@ -109,3 +109,55 @@ func TestL3ConcurrentRulesAndPortsStayConsistent(t *testing.T) {
 	wg.Wait()
 	checkConsistency(t, e.dump())
 }
+
+// An address two members share (same fixed IP on two networks) stays in
+// the group's address set until both are gone; single-address allowed
+// pairs are members too, CIDR pairs are not.
+func TestAddrGroupSharedAddress(t *testing.T) {
+	e := newEnv(t)
+	g := createAt(e, "security-groups", "security_group", tokA, `{"security_group": {"name": "g"}}`)["id"].(string)
+	var ports []string
+	for i := range 2 {
+		n := e.network(tokA, fmt.Sprintf("n%d", i))
+		e.subnet(tokA, n, "10.0.0.0/24")
+		ports = append(ports, e.create("port", tokA, fmt.Sprintf(`{"port": {"network_id": "%s", "fixed_ips": [{"ip_address": "10.0.0.5"}], "security_groups": ["%s"],
+			"allowed_address_pairs": [{"ip_address": "10.0.0.%d"}, {"ip_address": "10.9.0.0/16"}]}}`, n, g, 100+i))["id"].(string))
+	}
+	addrs := func() []string {
+		t.Helper()
+		snap, _, err := e.st.LoadTopology(t.Context())
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out []string
+		for _, a := range snap.AddrGroup(g).Addrs {
+			out = append(out, a.String())
+		}
+		return out
+	}
+	steps := []struct {
+		name   string
+		method string
+		path   string
+		body   string
+		want   []string
+	}{
+		{name: "both members", want: []string{"10.0.0.5", "10.0.0.100", "10.0.0.101"}},
+		{name: "first readdressed", method: "PUT", path: "/v2.0/ports/" + ports[0], body: `{"port": {"fixed_ips": [{"ip_address": "10.0.0.6"}]}}`, want: []string{"10.0.0.5", "10.0.0.6", "10.0.0.100", "10.0.0.101"}},
+		{name: "second leaves", method: "PUT", path: "/v2.0/ports/" + ports[1], body: `{"port": {"security_groups": []}}`, want: []string{"10.0.0.6", "10.0.0.100"}},
+		{name: "first drops its pairs", method: "PUT", path: "/v2.0/ports/" + ports[0], body: `{"port": {"allowed_address_pairs": []}}`, want: []string{"10.0.0.6"}},
+		{name: "second rejoins", method: "PUT", path: "/v2.0/ports/" + ports[1], body: `{"port": {"security_groups": ["` + g + `"]}}`, want: []string{"10.0.0.5", "10.0.0.6", "10.0.0.101"}},
+		{name: "first deleted", method: "DELETE", path: "/v2.0/ports/" + ports[0], want: []string{"10.0.0.5", "10.0.0.101"}},
+	}
+	for _, st := range steps {
+		if st.method != "" {
+			if code, m := e.do(st.method, st.path, tokA, st.body); code >= 300 {
+				t.Fatalf("%s: %s %s = %d %v", st.name, st.method, st.path, code, m)
+			}
+		}
+		if got := addrs(); fmt.Sprint(got) != fmt.Sprint(st.want) {
+			t.Errorf("%s: address group = %v, want %v", st.name, got, st.want)
+		}
+		checkConsistency(t, e.dump())
+	}
+}

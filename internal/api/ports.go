@@ -514,12 +514,14 @@ func (s *Server) createPort(ctx context.Context, c *caller, a attrs) (any, error
 		case !p.PortSecurityEnabled && len(p.SecurityGroups) > 0:
 			return errPortSecurityForGroups()
 		case p.PortSecurityEnabled && !a.has("security_groups"):
-			g, err := s.defaultGroup(tx, p.ProjectID)
+			g, created, err := s.defaultGroup(tx, p.ProjectID)
 			if err != nil {
 				return err
 			}
 			p.SecurityGroups = []string{g.ID}
-			written = map[string]*translate.SecurityGroup{g.ID: g}
+			if created {
+				written = map[string]*translate.SecurityGroup{g.ID: g}
+			}
 		default:
 			if err := checkPortGroups(tx, c, &p, nil); err != nil {
 				return err

@@ -3,6 +3,7 @@ package api
 import (
 	"context"
 	"net/http"
+	"net/netip"
 	"slices"
 	"strconv"
 
@@ -178,29 +179,30 @@ func writeGroup(tx *store.Tx, old, g *translate.SecurityGroup) error {
 
 // defaultGroup returns project's default group, creating it (with its
 // rules and address group) in tx if it does not exist yet.
-func (s *Server) defaultGroup(tx *store.Tx, project string) (*translate.SecurityGroup, error) {
+// created reports the group is new (written in tx).
+func (s *Server) defaultGroup(tx *store.Tx, project string) (g *translate.SecurityGroup, created bool, err error) {
 	id, err := tx.Get(store.PrefixIndex + translate.SGDefaultIndex(project))
 	if err != nil {
-		return nil, err
+		return nil, false, err
 	}
 	if id != nil {
 		g, err := getGroup(tx, string(id))
 		if err != nil {
-			return nil, err
+			return nil, false, err
 		}
 		if g == nil {
-			return nil, Errorf(http.StatusInternalServerError, "InternalServerError", "default security group %s of project %s is missing", id, project)
+			return nil, false, Errorf(http.StatusInternalServerError, "InternalServerError", "default security group %s of project %s is missing", id, project)
 		}
-		return g, nil
+		return g, false, nil
 	}
-	g := &translate.SecurityGroup{ID: newID(), Name: translate.DefaultGroupName, Description: sgDescriptionID,
+	g = &translate.SecurityGroup{ID: newID(), Name: translate.DefaultGroupName, Description: sgDescriptionID,
 		ProjectID: project, TenantID: project, Stateful: true, Tags: []string{}, RevisionNumber: 1,
 		CreatedAt: s.now(), UpdatedAt: s.now()}
 	g.Rules = translate.DefaultGroupRules(g, newID)
 	for i := range g.Rules {
 		g.Rules[i].CreatedAt, g.Rules[i].UpdatedAt = g.CreatedAt, g.CreatedAt
 	}
-	return g, writeGroup(tx, nil, g)
+	return g, true, writeGroup(tx, nil, g)
 }
 
 // ensureDefaultGroupOf creates project's default group if it is missing
@@ -215,7 +217,7 @@ func (s *Server) ensureDefaultGroupOf(ctx context.Context, project string) error
 		return err
 	}
 	_, err := s.st.Update(ctx, func(tx *store.Tx) error {
-		_, err := s.defaultGroup(tx, project)
+		_, _, err := s.defaultGroup(tx, project)
 		return err
 	})
 	return err
@@ -257,7 +259,7 @@ func (s *Server) createGroup(ctx context.Context, c *caller, a attrs) (any, erro
 	_, err = s.st.Update(ctx, func(tx *store.Tx) error {
 		g = tmpl
 		g.CreatedAt, g.UpdatedAt = s.now(), s.now()
-		if _, err := s.defaultGroup(tx, project); err != nil {
+		if _, _, err := s.defaultGroup(tx, project); err != nil {
 			return err
 		}
 		g.Rules = translate.NewGroupRules(&g, newID)
@@ -562,11 +564,11 @@ func writeChains(tx *store.Tx, p *translate.Port, override map[string]*translate
 
 // syncPortSecurity writes the security translation of a port change
 // (old nil: created; p nil: deleted): its chains, and the address groups
-// of the groups it joins or leaves, or of all its groups when its
-// addresses change. The caller has checked the groups exist.
+// of the groups whose address set the change alters, incrementally. The
+// caller has checked the groups exist.
 //
-// override holds groups written earlier in tx (their new state: reads do
-// not see buffered writes).
+// override holds the groups created earlier in tx (reads do not see
+// buffered writes; their address groups start empty).
 func syncPortSecurity(tx *store.Tx, old, p *translate.Port, override map[string]*translate.SecurityGroup) error {
 	switch {
 	case p != nil && translate.HasChains(p):
@@ -578,83 +580,86 @@ func syncPortSecurity(tx *store.Tx, old, p *translate.Port, override map[string]
 		tx.Delete(store.TopoKey(topology.KindChain, translate.OutboundChainID(old.ID)))
 	}
 	var oldGroups, newGroups []string
-	var oldIPs, newIPs []translate.FixedIP
+	var oldAddrs, newAddrs []netip.Addr
 	id := ""
 	if old != nil {
-		oldGroups, oldIPs, id = old.SecurityGroups, old.FixedIPs, old.ID
+		oldGroups, oldAddrs, id = old.SecurityGroups, translate.GroupAddrs(old), old.ID
 	}
 	if p != nil {
-		newGroups, newIPs, id = p.SecurityGroups, p.FixedIPs, p.ID
+		newGroups, newAddrs, id = p.SecurityGroups, translate.GroupAddrs(p), p.ID
 	}
-	ipsChanged := !slices.Equal(oldIPs, newIPs)
-	var affected []string
-	for _, g := range oldGroups {
-		if ipsChanged || !slices.Contains(newGroups, g) {
-			affected = append(affected, g)
+	minus := func(a, b []netip.Addr) []netip.Addr {
+		var out []netip.Addr
+		for _, x := range a {
+			if !slices.Contains(b, x) {
+				out = append(out, x)
+			}
 		}
+		return out
 	}
+	groups := slices.Clone(oldGroups)
 	for _, g := range newGroups {
-		if (ipsChanged || !slices.Contains(oldGroups, g)) && !slices.Contains(affected, g) {
-			affected = append(affected, g)
+		if !slices.Contains(groups, g) {
+			groups = append(groups, g)
 		}
 	}
-	for _, g := range affected {
-		var self *translate.Port
-		if p != nil && slices.Contains(p.SecurityGroups, g) {
-			self = p
+	for _, g := range groups {
+		var removed, added []netip.Addr
+		switch inOld, inNew := slices.Contains(oldGroups, g), slices.Contains(newGroups, g); {
+		case inOld && inNew:
+			removed, added = minus(oldAddrs, newAddrs), minus(newAddrs, oldAddrs)
+		case inOld:
+			removed = oldAddrs
+		default:
+			added = newAddrs
 		}
-		if err := writeAddrGroup(tx, g, id, self, override[g] != nil); err != nil {
+		if len(removed) == 0 && len(added) == 0 {
+			continue
+		}
+		if err := updateAddrGroup(tx, g, id, removed, added, override[g] != nil); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-// writeAddrGroup recomputes the address group of group g from its
-// members, with port selfID's new state self (nil: not a member).
-// written reports g was written earlier in tx.
-func writeAddrGroup(tx *store.Tx, g, selfID string, self *translate.Port, written bool) error {
-	if !written {
-		grp, err := getGroup(tx, g)
+// updateAddrGroup adds and removes port portID's addresses to and from
+// group g's address group. An address leaves only when no other member
+// contributes it (one guarded range read of its SGAddrIndex keys). The
+// address group is read guarded: concurrent changes of the group's
+// membership make the transaction retry. created: g was created earlier
+// in tx (its address group is empty).
+func updateAddrGroup(tx *store.Tx, g, portID string, removed, added []netip.Addr, created bool) error {
+	cur := topology.IPAddrGroup{ID: g}
+	if !created {
+		found, err := tx.GetJSON(store.TopoKey(topology.KindAddrGroup, g), &cur)
 		if err != nil {
 			return err
 		}
-		if grp == nil {
-			return nil // gone: nothing to translate
+		if !found {
+			return nil // the group is gone: nothing to translate
 		}
 	}
-	kvs, err := tx.List(store.PrefixIndex + translate.SGMemberPrefix(g))
-	if err != nil {
-		return err
+	set := make(map[netip.Addr]bool, len(cur.Addrs)+len(added))
+	for _, a := range cur.Addrs {
+		set[a] = true
 	}
-	var keys []string
-	for _, kv := range kvs {
-		if string(kv.Value) != selfID {
-			keys = append(keys, store.APIKey("ports", string(kv.Value)))
-		}
-	}
-	if err := tx.Prefetch(keys...); err != nil {
-		return err
-	}
-	var members []*translate.Port
-	for _, kv := range kvs {
-		if string(kv.Value) == selfID {
-			continue
-		}
-		m, err := getObj[translate.Port](tx, "ports", string(kv.Value))
+	for _, a := range removed {
+		kvs, err := tx.List(store.PrefixIndex + translate.SGAddrPrefix(g, a))
 		if err != nil {
 			return err
 		}
-		if m != nil {
-			members = append(members, m)
+		if !slices.ContainsFunc(kvs, func(kv store.KV) bool { return string(kv.Value) != portID }) {
+			delete(set, a)
 		}
 	}
-	if self != nil {
-		members = append(members, self)
+	for _, a := range added {
+		set[a] = true
 	}
-	ag, err := translate.AddrGroup(g, members)
-	if err != nil {
-		return err
+	ag := &topology.IPAddrGroup{ID: g, Addrs: make([]netip.Addr, 0, len(set))}
+	for a := range set {
+		ag.Addrs = append(ag.Addrs, a)
 	}
+	slices.SortFunc(ag.Addrs, netip.Addr.Compare)
 	return putTopo(tx, topology.KindAddrGroup, g, ag)
 }

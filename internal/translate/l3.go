@@ -289,18 +289,33 @@ func PortChains(p *Port, groups map[string]*SecurityGroup) (in, out *topology.Ch
 	return in, out, nil
 }
 
-// AddrGroup returns the address group of security group id: the fixed
-// IPs of members, sorted, without duplicates.
+// GroupAddrs returns the addresses port p contributes to the address
+// groups of its security groups: its fixed IPs and the single addresses
+// of its allowed address pairs (as Neutron's remote-group sets include
+// them; a CIDR pair cannot be a member of an address set and is left
+// out), sorted, without duplicates.
+func GroupAddrs(p *Port) []netip.Addr {
+	var out []netip.Addr
+	for _, f := range p.FixedIPs {
+		if a, err := netip.ParseAddr(f.IPAddress); err == nil {
+			out = append(out, a)
+		}
+	}
+	for _, ap := range p.AllowedAddressPairs {
+		if pfx, err := ParseAddrOrPrefix(ap.IPAddress); err == nil && pfx.IsSingleIP() {
+			out = append(out, pfx.Addr())
+		}
+	}
+	slices.SortFunc(out, netip.Addr.Compare)
+	return slices.Compact(out)
+}
+
+// AddrGroup returns the address group of security group id: the
+// GroupAddrs of members, sorted, without duplicates.
 func AddrGroup(id string, members []*Port) (*topology.IPAddrGroup, error) {
 	g := &topology.IPAddrGroup{ID: id, Addrs: []netip.Addr{}}
 	for _, p := range members {
-		for _, f := range p.FixedIPs {
-			a, err := netip.ParseAddr(f.IPAddress)
-			if err != nil {
-				return nil, fmt.Errorf("translate: port %s: fixed_ips: %w", p.ID, err)
-			}
-			g.Addrs = append(g.Addrs, a)
-		}
+		g.Addrs = append(g.Addrs, GroupAddrs(p)...)
 	}
 	slices.SortFunc(g.Addrs, netip.Addr.Compare)
 	g.Addrs = slices.Compact(g.Addrs)
@@ -407,6 +422,18 @@ func SGMemberIndex(groupID, portID string) string { return "sgport/" + groupID +
 
 // SGMemberPrefix is the prefix of a group's SGMemberIndex keys.
 func SGMemberPrefix(groupID string) string { return "sgport/" + groupID + "/" }
+
+// SGAddrIndex records that port contributes address a to group's
+// address group (owner: the port): removing a from the group when the
+// port leaves takes one small range read of the other contributors.
+func SGAddrIndex(groupID string, a netip.Addr, portID string) string {
+	return SGAddrPrefix(groupID, a) + portID
+}
+
+// SGAddrPrefix is the prefix of the SGAddrIndex keys of one address.
+func SGAddrPrefix(groupID string, a netip.Addr) string {
+	return "sgaddr/" + groupID + "/" + a.String() + "/"
+}
 
 // SGRuleIndex maps a rule to its group (owner: the group).
 func SGRuleIndex(ruleID string) string { return "sgrule/" + ruleID }

@@ -227,7 +227,8 @@ func SubnetIndexes(s *Subnet) []string {
 
 // PortIndexes returns the index keys a port owns: its MAC, each fixed
 // address, its tunnel key, its membership of the network and, when bound
-// to a host, its interface there; its membership of each security group;
+// to a host, its interface there; its membership of each security group
+// and each address it contributes to the group's address set;
 // for a router's port its membership of the router and, for an
 // interface, of each subnet it is on.
 func PortIndexes(p *Port) []string {
@@ -240,8 +241,12 @@ func PortIndexes(p *Port) []string {
 			out = append(out, IPIndex(p.NetworkID, a))
 		}
 	}
+	addrs := GroupAddrs(p)
 	for _, g := range p.SecurityGroups {
 		out = append(out, SGMemberIndex(g, p.ID))
+		for _, a := range addrs {
+			out = append(out, SGAddrIndex(g, a, p.ID))
+		}
 	}
 	if IsRouterPort(p) {
 		out = append(out, RouterPortIndex(p.DeviceID, p.ID))
