@@ -246,12 +246,16 @@ func pingTimestamp(line string) (time.Time, bool) {
 // source passes.
 //
 //	net "n1" 10.20.0.0/24:  [host1] a .11 (spoofs .99 / 02:de:ad:be:ef:01)  ──▶  [host2] b .12
-//	                        b's ICMP InEchos counter tells what arrived.
+//	                        b's ICMP InEchos counter tells what arrived; b's group admits ICMP from the subnet.
 func TestPrivilegedSpoofingDropped(t *testing.T) {
-	e := newEnv(t, 2)
+	e := newEnv(t, 2, "alpha")
 	n, s := e.network(t, "n1", "alpha", "10.20.0.0/24")
 	pa, _ := e.vm(t, "a", "host1", n, s, netip.MustParseAddr("10.20.0.11"))
-	e.vm(t, "b", "host2", n, s, netip.MustParseAddr("10.20.0.12"))
+	// b's security group admits ICMP from the whole subnet, so what drops a
+	// spoofed source below is a's port security, not b's group (a source
+	// outside every group is not a member of the default group).
+	icmp := e.group(t, "alpha", "icmp-subnet", lab.SecurityGroupRule{Protocol: "icmp", RemoteIPPrefix: "10.20.0.0/24"})
+	e.vmWith(t, vmSpec{name: "b", host: "host2", net: n, sub: s, ip: netip.MustParseAddr("10.20.0.12"), sgs: []string{icmp.ID}})
 	bIP := netip.MustParseAddr("10.20.0.12")
 	e.waitReach(t, "a", bIP, 10*time.Second)
 
@@ -322,7 +326,7 @@ func TestPrivilegedSpoofingDropped(t *testing.T) {
 	})
 	t.Run("port security off lets any source through", func(t *testing.T) {
 		if _, err := e.api.UpdatePort(e.ctx, pa.ID, map[string]any{
-			"allowed_address_pairs": []any{}, "port_security_enabled": false,
+			"allowed_address_pairs": []any{}, "port_security_enabled": false, "security_groups": []any{},
 		}); err != nil {
 			t.Fatal(err)
 		}
