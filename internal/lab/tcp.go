@@ -118,6 +118,18 @@ type TCPReply struct {
 // DialTCP connects from lab namespace ns to a ServeTCP server at dst,
 // reads its banner, checks one echo and closes, all within timeout.
 func (l *Lab) DialTCP(ctx context.Context, ns string, dst netip.AddrPort, timeout time.Duration) (TCPReply, error) {
+	c, rep, err := l.OpenTCP(ctx, ns, dst, timeout)
+	if err != nil {
+		return TCPReply{}, err
+	}
+	c.Close()
+	return rep, nil
+}
+
+// OpenTCP is DialTCP leaving the connection open (the caller closes it):
+// to hold many connections at once, e.g. to see which NAT source ports
+// they were given.
+func (l *Lab) OpenTCP(ctx context.Context, ns string, dst netip.AddrPort, timeout time.Duration) (net.Conn, TCPReply, error) {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	start := time.Now()
@@ -131,13 +143,25 @@ func (l *Lab) DialTCP(ctx context.Context, ns string, dst netip.AddrPort, timeou
 		return err
 	})
 	if err != nil {
-		return TCPReply{}, err
+		return nil, TCPReply{}, err
 	}
-	defer c.Close()
+	rep, err := exchange(ctx, c, dst)
+	if err != nil {
+		c.Close()
+		return nil, TCPReply{}, err
+	}
+	_ = c.SetDeadline(time.Time{})
+	rep.Took = time.Since(start)
+	return c, rep, nil
+}
+
+// exchange reads the banner and checks one echo on c before ctx ends.
+func exchange(ctx context.Context, c net.Conn, dst netip.AddrPort) (TCPReply, error) {
 	if dl, ok := ctx.Deadline(); ok {
 		_ = c.SetDeadline(dl)
 	}
-	r := bufio.NewReader(c)
+	// One byte at a time: nothing past the echo is consumed.
+	r := bufio.NewReaderSize(c, 16)
 	banner, err := r.ReadString('\n')
 	if err != nil {
 		return TCPReply{}, fmt.Errorf("reading banner from %s: %w", dst, err)
@@ -153,7 +177,6 @@ func (l *Lab) DialTCP(ctx context.Context, ns string, dst netip.AddrPort, timeou
 	if err != nil || echo != "hivenet\n" {
 		return TCPReply{}, fmt.Errorf("echo from %s: %q, %v", dst, echo, err)
 	}
-	rep.Took = time.Since(start)
 	return rep, nil
 }
 

@@ -1,8 +1,10 @@
 package e2e
 
 import (
+	"io"
 	"net/netip"
 	"strconv"
+	"sync"
 	"testing"
 	"time"
 
@@ -218,7 +220,8 @@ func TestPrivilegedSecurityGroups(t *testing.T) {
 }
 
 // TestPrivilegedExternal: a router with a gateway on the flat external
-// network (physnet1, uplink ext0 on host3), SNAT to the outside, a floating
+// network (physnet1, uplink ext0 on host3), SNAT to the outside (source
+// ports unique across hosts), a floating
 // IP reachable from outside, disassociated, re-associated to another VM,
 // and an iperf3 transfer through NAT.
 //
@@ -260,6 +263,54 @@ func TestPrivilegedExternal(t *testing.T) {
 		if rep.Peer.Addr() != snatIP {
 			t.Errorf("the outside saw %s, want the router's gateway address %s", rep.Peer, snatIP)
 		}
+	})
+	t.Run("SNAT source ports unique across hosts", func(t *testing.T) {
+		// 40 connections held open from each of v1 (host1) and v2 (host2)
+		// at once: the outside must see 80 distinct gateway address:ports.
+		const per = 40
+		type res struct {
+			vm   string
+			peer netip.AddrPort
+			err  error
+		}
+		results := make(chan res, 2*per)
+		var wg sync.WaitGroup
+		var mu sync.Mutex
+		var conns []io.Closer
+		defer func() {
+			for _, c := range conns {
+				c.Close()
+			}
+		}()
+		for _, vm := range []string{"v1", "v2"} {
+			for range per {
+				wg.Go(func() {
+					c, rep, err := e.lab.OpenTCP(e.ctx, vm, ap(inet, 8080), 5*time.Second)
+					if err == nil {
+						mu.Lock()
+						conns = append(conns, c)
+						mu.Unlock()
+					}
+					results <- res{vm, rep.Peer, err}
+				})
+			}
+		}
+		wg.Wait()
+		close(results)
+		seen := map[netip.AddrPort]string{}
+		for r := range results {
+			switch {
+			case r.err != nil:
+				t.Errorf("%s: %v", r.vm, r.err)
+			case r.peer.Addr() != snatIP:
+				t.Errorf("%s seen from %s, want %s", r.vm, r.peer, snatIP)
+			case seen[r.peer] != "":
+				t.Errorf("%s and %s share the translated source %s", seen[r.peer], r.vm, r.peer)
+			default:
+				seen[r.peer] = r.vm
+			}
+		}
+		t.Logf("%d concurrent connections from 2 hosts, %d distinct translated sources", 2*per, len(seen))
 	})
 	var fip lab.FloatingIP
 	t.Run("floating IP reachable from outside", func(t *testing.T) {
