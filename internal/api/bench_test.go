@@ -1,6 +1,7 @@
 package api
 
 import (
+	"fmt"
 	"io"
 	"log/slog"
 	"sync"
@@ -54,4 +55,26 @@ func BenchmarkCreatePortParallel(b *testing.B) {
 	wg.Wait()
 	st := e.st.Stats()
 	b.ReportMetric(float64(st.Conflicts)/float64(st.Commits), "conflicts/commit")
+}
+
+// BenchmarkCreateRule measures a rule create in a group with 100 member
+// ports: the group is rewritten and every member's two chains are
+// recompiled in the same transaction (O(members)).
+func BenchmarkCreateRule(b *testing.B) {
+	e := newEnv(b)
+	nid := e.network(tokA, "bench")
+	e.subnet(tokA, nid, "10.0.0.0/16")
+	g := createAt(e, "security-groups", "security_group", tokA, `{"security_group": {"name": "g"}}`)["id"].(string)
+	for range 100 {
+		e.create("port", tokA, `{"port": {"network_id": "`+nid+`", "security_groups": ["`+g+`"]}}`)
+	}
+	port := 1
+	b.ResetTimer()
+	for b.Loop() {
+		body := fmt.Sprintf(`{"security_group_rule": {"security_group_id": "%s", "direction": "ingress", "protocol": "tcp", "port_range_min": %d}}`, g, port)
+		port++
+		if code, m := e.do("POST", "/v2.0/security-group-rules", tokA, body); code != 201 {
+			b.Fatalf("POST rule = %d %v", code, m)
+		}
+	}
 }

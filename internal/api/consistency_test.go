@@ -111,10 +111,7 @@ func checkConsistency(t testing.TB, kv map[string]string) {
 			t.Errorf("port %s of missing router %s", id, p.DeviceID)
 		}
 		if translate.HasChains(p) {
-			in, out, err := translate.PortChains(p, groups)
-			if err != nil {
-				t.Errorf("port %s chains: %v", id, err)
-			}
+			in, out := translate.PortChains(p)
 			topo[store.PrefixTopo+"chain/"+in.ID] = in
 			topo[store.PrefixTopo+"chain/"+out.ID] = out
 		}
@@ -126,6 +123,12 @@ func checkConsistency(t testing.TB, kv map[string]string) {
 			t.Errorf("group %s: %v", id, err)
 		}
 		topo[store.PrefixTopo+"addrgroup/"+id] = ag
+		in, out, err := translate.GroupChains(g)
+		if err != nil {
+			t.Errorf("group %s chains: %v", id, err)
+		}
+		topo[store.PrefixTopo+"chain/"+in.ID] = in
+		topo[store.PrefixTopo+"chain/"+out.ID] = out
 		for _, r := range g.Rules {
 			if r.RemoteGroupID != nil && groups[*r.RemoteGroupID] == nil {
 				t.Errorf("rule %s of group %s refers to missing group %s", r.ID, id, *r.RemoteGroupID)
@@ -278,7 +281,7 @@ func TestConcurrentMixedWritesStayConsistent(t *testing.T) {
 
 // isDefaultGroupKey reports keys a project's default security group owns.
 func isDefaultGroupKey(k string) bool {
-	for _, p := range []string{store.PrefixAPI + "security-groups/", store.PrefixTopo + "addrgroup/", store.PrefixIndex + "sgrule/", store.PrefixIndex + "sgdefault/"} {
+	for _, p := range []string{store.PrefixAPI + "security-groups/", store.PrefixTopo + "addrgroup/", store.PrefixTopo + "chain/sg-", store.PrefixIndex + "sgrule/", store.PrefixIndex + "sgdefault/"} {
 		if strings.HasPrefix(k, p) {
 			return true
 		}

@@ -189,10 +189,14 @@ func TestGophercloudL3(t *testing.T) {
 	if in == nil || out == nil || in.Default != topology.RuleDrop {
 		t.Fatalf("chains of %+v: %+v %+v", tvm, in, out)
 	}
-	if !slices.ContainsFunc(in.Rules, func(x topology.Rule) bool {
+	if !slices.ContainsFunc(in.Rules, func(x topology.Rule) bool { return x.Action == topology.RuleJump && x.JumpChain == "sg-in-"+web.ID }) {
+		t.Errorf("inbound chain does not jump to web's ingress chain: %+v", in.Rules)
+	}
+	webIn := snap.Chain("sg-in-" + web.ID)
+	if webIn == nil || !slices.ContainsFunc(webIn.Rules, func(x topology.Rule) bool {
 		return x.ID == rule.ID && x.DstPorts.Min == 80 && x.Comment == "sg web2 rule "+rule.ID[:8]
 	}) {
-		t.Errorf("inbound chain lacks the port-80 rule: %+v", in.Rules)
+		t.Errorf("web's ingress chain lacks the port-80 rule: %+v", webIn)
 	}
 	vmAddr := netip.MustParseAddr(vm.FixedIPs[0].IPAddress)
 	if !snap.InAddrGroup(def.ID, vmAddr) || !snap.InAddrGroup(web.ID, vmAddr) {

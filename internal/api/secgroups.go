@@ -18,16 +18,23 @@ import (
 // group. The group's members are the sgport/<group>/ index keys their
 // ports own. The translation, in the same transaction:
 //
-//   - the group's IPAddrGroup (topology addrgroup/<group>): the fixed IPs
-//     of its members, for remote_group_id rules;
+//   - the group's two chains (topology chain/sg-in-<group>,
+//     chain/sg-out-<group>) holding its compiled rules;
+//   - its IPAddrGroup (topology addrgroup/<group>): the addresses of its
+//     members, for remote_group_id rules, changed incrementally (each
+//     member owns sgaddr/<group>/<addr>/<port> per address it adds);
 //   - each member port's inbound and outbound chains (topology
-//     chain/in-<port>, chain/out-<port>), compiled from all its groups.
+//     chain/in-<port>, chain/out-<port>): established, then a jump to
+//     each of its groups' chains, then drop.
 //
-// Costs: a rule write reads the group, its members and their other groups
-// and rewrites the members' chains (O(members × their groups)); a port
-// write reads its groups and, when its addresses or groups change, the
-// members of the groups it joins or leaves (O(members)). Limits:
-// maxRulesPerGroup rules per group, maxGroupsPerPort groups per port.
+// Costs: a rule write rewrites its group and the group's two chains,
+// O(rules of the group), whatever the number of members; a port write
+// rewrites the port's two chains and, for each group whose address set
+// changes, the address group (one guarded read, plus a small range read
+// per address removed). Limits: maxRulesPerGroup rules per group,
+// maxGroupsPerPort groups per port; an address group is one etcd value,
+// about 20 bytes per member address, so a group of 50,000 members stays
+// under etcd's 1.5 MiB request limit.
 
 const (
 	maxRulesPerGroup = 200
@@ -159,10 +166,20 @@ func visibleRule(tx *store.Tx, c *caller, id string) (string, int, *translate.Se
 	return g.ID, i, g, nil
 }
 
-// writeGroup stores g (API object, address group when new, index keys),
-// replacing old.
+// writeGroup stores g (API object, chains, address group when new, index
+// keys), replacing old.
 func writeGroup(tx *store.Tx, old, g *translate.SecurityGroup) error {
 	if err := tx.PutJSON(store.APIKey("security-groups", g.ID), g); err != nil {
+		return err
+	}
+	in, out, err := translate.GroupChains(g)
+	if err != nil {
+		return err
+	}
+	if err := putTopo(tx, topology.KindChain, in.ID, in); err != nil {
+		return err
+	}
+	if err := putTopo(tx, topology.KindChain, out.ID, out); err != nil {
 		return err
 	}
 	var oldIdx []string
@@ -301,13 +318,7 @@ func (s *Server) updateGroup(ctx context.Context, c *caller, id string, a attrs)
 		}
 		g.UpdatedAt = s.now()
 		g.RevisionNumber++
-		if err := writeGroup(tx, old, g); err != nil {
-			return err
-		}
-		if g.Name != old.Name { // rule comments name the group
-			return rewriteMemberChains(tx, g)
-		}
-		return nil
+		return writeGroup(tx, old, g)
 	})
 	if err != nil {
 		return nil, err
@@ -343,6 +354,8 @@ func (s *Server) deleteGroup(ctx context.Context, c *caller, id string) error {
 		}
 		tx.Delete(store.APIKey("security-groups", id))
 		tx.Delete(store.TopoKey(topology.KindAddrGroup, id))
+		tx.Delete(store.TopoKey(topology.KindChain, translate.GroupIngressChainID(id)))
+		tx.Delete(store.TopoKey(topology.KindChain, translate.GroupEgressChainID(id)))
 		return writeIndexes(tx, translate.SecurityGroupIndexes(g), nil, "")
 	})
 	return err
@@ -454,10 +467,7 @@ func (s *Server) createRule(ctx context.Context, c *caller, a attrs) (any, error
 		g.Rules = append(slices.Clone(old.Rules), out)
 		g.RevisionNumber++
 		g.UpdatedAt = s.now()
-		if err := writeGroup(tx, old, &g); err != nil {
-			return err
-		}
-		return rewriteMemberChains(tx, &g)
+		return writeGroup(tx, old, &g)
 	})
 	if err != nil {
 		return nil, err
@@ -478,43 +488,9 @@ func (s *Server) deleteRule(ctx context.Context, c *caller, id string) error {
 		g.Rules = slices.Delete(slices.Clone(old.Rules), i, i+1)
 		g.RevisionNumber++
 		g.UpdatedAt = s.now()
-		if err := writeGroup(tx, old, &g); err != nil {
-			return err
-		}
-		return rewriteMemberChains(tx, &g)
+		return writeGroup(tx, old, &g)
 	})
 	return err
-}
-
-// rewriteMemberChains recompiles the chains of every member port of g
-// (whose new state is g) in tx. The member list is read guarded: a port
-// joining meanwhile makes the transaction retry.
-func rewriteMemberChains(tx *store.Tx, g *translate.SecurityGroup) error {
-	members, err := tx.List(store.PrefixIndex + translate.SGMemberPrefix(g.ID))
-	if err != nil {
-		return err
-	}
-	keys := make([]string, len(members))
-	for i, kv := range members {
-		keys[i] = store.APIKey("ports", string(kv.Value))
-	}
-	if err := tx.Prefetch(keys...); err != nil {
-		return err
-	}
-	override := map[string]*translate.SecurityGroup{g.ID: g}
-	for _, kv := range members {
-		p, err := getObj[translate.Port](tx, "ports", string(kv.Value))
-		if err != nil {
-			return err
-		}
-		if p == nil || !translate.HasChains(p) {
-			continue
-		}
-		if err := writeChains(tx, p, override); err != nil {
-			return err
-		}
-	}
-	return nil
 }
 
 // loadGroups reads the groups ids (guarded), taking those in override
@@ -546,16 +522,9 @@ func loadGroups(tx *store.Tx, ids []string, override map[string]*translate.Secur
 	return out, nil
 }
 
-// writeChains compiles and stores p's two chains.
-func writeChains(tx *store.Tx, p *translate.Port, override map[string]*translate.SecurityGroup) error {
-	groups, err := loadGroups(tx, p.SecurityGroups, override)
-	if err != nil {
-		return err
-	}
-	in, out, err := translate.PortChains(p, groups)
-	if err != nil {
-		return err
-	}
+// writeChains stores p's two chains.
+func writeChains(tx *store.Tx, p *translate.Port) error {
+	in, out := translate.PortChains(p)
 	if err := putTopo(tx, topology.KindChain, in.ID, in); err != nil {
 		return err
 	}
@@ -572,7 +541,7 @@ func writeChains(tx *store.Tx, p *translate.Port, override map[string]*translate
 func syncPortSecurity(tx *store.Tx, old, p *translate.Port, override map[string]*translate.SecurityGroup) error {
 	switch {
 	case p != nil && translate.HasChains(p):
-		if err := writeChains(tx, p, override); err != nil {
+		if err := writeChains(tx, p); err != nil {
 			return err
 		}
 	case old != nil && translate.HasChains(old):

@@ -13,13 +13,18 @@ import (
 // L3 translation: routers, floating IPs, security groups.
 //
 // Security groups become filter chains: each port with port security on
-// gets an OutboundChain (what the VM sends: the egress rules of its
-// groups) and an InboundChain (what it receives: the ingress rules). Both
-// start with "conntrack established -> accept" and end in drop, Neutron's
-// semantics; a port with port security on and no group sends and receives
-// nothing. A rule with remote_group_id matches the addresses of an
-// IPAddrGroup with the group's ID, holding the fixed IPs of the group's
-// member ports.
+// gets an OutboundChain (what the VM sends) and an InboundChain (what it
+// receives). Both start with "conntrack established -> accept", jump to
+// the egress (resp. ingress) chain of each of the port's groups, which
+// holds the group's rules, and end in drop, Neutron's semantics; a port
+// with port security on and no group sends and receives nothing. A rule
+// with remote_group_id matches the addresses of an IPAddrGroup with the
+// group's ID, holding the addresses of the group's member ports.
+//
+// Jumps rather than per-port copies of the rules keep a rule write at
+// O(1) keys: copying rules into every member's chains made a rule write
+// O(members × rules) and, at 100 members, larger than etcd's request
+// limit (measured).
 
 // Protocol numbers of the names a rule may use.
 var protoNumbers = map[string]uint8{
@@ -257,10 +262,12 @@ func short(id string) string {
 	return id
 }
 
-// PortChains returns the inbound and outbound chains of port p whose
-// security groups are groups (in p.SecurityGroups order; a group missing
-// from groups contributes no rule). p must have chains (HasChains).
-func PortChains(p *Port, groups map[string]*SecurityGroup) (in, out *topology.Chain, err error) {
+// PortChains returns the inbound and outbound chains of port p (which
+// must have chains, HasChains): "conntrack established -> accept", then
+// one jump per security group (in p.SecurityGroups order) to the group's
+// chain of that direction, then drop. A rule change thus rewrites only
+// its group's chain, never the members' chains.
+func PortChains(p *Port) (in, out *topology.Chain) {
 	name := p.Name
 	if name == "" {
 		name = short(p.ID)
@@ -269,24 +276,39 @@ func PortChains(p *Port, groups map[string]*SecurityGroup) (in, out *topology.Ch
 		ICMPType: -1, ICMPCode: -1, Comment: "established"}
 	in = &topology.Chain{ID: InboundChainID(p.ID), Name: "port " + name + " inbound", Rules: []topology.Rule{established}, Default: topology.RuleDrop}
 	out = &topology.Chain{ID: OutboundChainID(p.ID), Name: "port " + name + " outbound", Rules: []topology.Rule{established}, Default: topology.RuleDrop}
-	for _, id := range p.SecurityGroups {
-		g := groups[id]
-		if g == nil {
-			continue
+	for _, g := range p.SecurityGroups {
+		jump := func(chain string) topology.Rule {
+			return topology.Rule{ID: "sg-" + g, Action: topology.RuleJump, JumpChain: chain, ICMPType: -1, ICMPCode: -1, Comment: "sg " + short(g)}
 		}
-		for i := range g.Rules {
-			r, err := TopoRule(g, &g.Rules[i])
-			if err != nil {
-				return nil, nil, err
-			}
-			if g.Rules[i].Direction == "ingress" {
-				in.Rules = append(in.Rules, r)
-			} else {
-				out.Rules = append(out.Rules, r)
-			}
+		in.Rules = append(in.Rules, jump(GroupIngressChainID(g)))
+		out.Rules = append(out.Rules, jump(GroupEgressChainID(g)))
+	}
+	return in, out
+}
+
+// Chain IDs of a security group: its ingress rules (jumped to from its
+// members' inbound chains) and egress rules (from their outbound chains).
+func GroupIngressChainID(groupID string) string { return "sg-in-" + groupID }
+func GroupEgressChainID(groupID string) string  { return "sg-out-" + groupID }
+
+// GroupChains compiles group g's rules into its ingress and egress
+// chains. They are only jumped to: a packet no rule accepts returns to
+// the port's chain (whose end drops).
+func GroupChains(g *SecurityGroup) (ingress, egress *topology.Chain, err error) {
+	ingress = &topology.Chain{ID: GroupIngressChainID(g.ID), Name: "sg " + g.Name + " ingress", Rules: []topology.Rule{}, Default: topology.RuleReturn}
+	egress = &topology.Chain{ID: GroupEgressChainID(g.ID), Name: "sg " + g.Name + " egress", Rules: []topology.Rule{}, Default: topology.RuleReturn}
+	for i := range g.Rules {
+		r, err := TopoRule(g, &g.Rules[i])
+		if err != nil {
+			return nil, nil, err
+		}
+		if g.Rules[i].Direction == "ingress" {
+			ingress.Rules = append(ingress.Rules, r)
+		} else {
+			egress.Rules = append(egress.Rules, r)
 		}
 	}
-	return in, out, nil
+	return ingress, egress, nil
 }
 
 // GroupAddrs returns the addresses port p contributes to the address

@@ -168,52 +168,113 @@ func TestPortChainsAndAddrGroup(t *testing.T) {
 	def.Rules = DefaultGroupRules(def, newID)
 	web := &SecurityGroup{ID: "gweb", Name: "web", ProjectID: "p"}
 	web.Rules = append(NewGroupRules(web, newID), SecurityGroupRule{ID: newID(), Direction: "ingress", EtherType: "IPv4", Protocol: sp("tcp"), PortRangeMin: ip(80), PortRangeMax: ip(80)})
-	groups := map[string]*SecurityGroup{def.ID: def, web.ID: web}
-	p := &Port{ID: "port1", Name: "vm1", PortSecurityEnabled: true, SecurityGroups: []string{"gdef", "gweb", "gone"}}
-	in, out, err := PortChains(p, groups)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if in.ID != "in-port1" || out.ID != "out-port1" || in.Default != topology.RuleDrop || out.Default != topology.RuleDrop {
-		t.Fatalf("chains %s %s defaults %v %v", in.ID, out.ID, in.Default, out.Default)
-	}
 	summary := func(c *topology.Chain) []string {
 		var s []string
 		for _, r := range c.Rules {
-			s = append(s, fmt.Sprintf("%s ct=%d eth=%#x proto=%d src=%s/%s dst=%s/%s ports=%v", r.Comment, r.CTState, r.EthType, r.Proto, r.SrcPrefix, r.SrcGroup, r.DstPrefix, r.DstGroup, r.DstPorts))
+			s = append(s, fmt.Sprintf("%s %s->%s ct=%d eth=%#x proto=%d src=%s/%s dst=%s/%s ports=%v", r.Comment, r.Action, r.JumpChain, r.CTState, r.EthType, r.Proto, r.SrcPrefix, r.SrcGroup, r.DstPrefix, r.DstGroup, r.DstPorts))
 		}
 		return s
 	}
-	wantIn := []string{
-		"established ct=2 eth=0x0 proto=0 src=invalid Prefix/ dst=invalid Prefix/ ports={0 0}",
-		"sg default rule rule3 ct=0 eth=0x800 proto=0 src=invalid Prefix/gdef dst=invalid Prefix/ ports={0 0}",
-		"sg default rule rule4 ct=0 eth=0x86dd proto=0 src=invalid Prefix/gdef dst=invalid Prefix/ ports={0 0}",
-		"sg web rule rule7 ct=0 eth=0x800 proto=6 src=invalid Prefix/ dst=invalid Prefix/ ports={80 80}",
+	tests := []struct {
+		name         string
+		chain        func() (*topology.Chain, *topology.Chain)
+		wantIDs      [2]string
+		wantDefaults [2]topology.RuleAction
+		wantIn       []string
+		wantOut      []string
+	}{
+		{
+			name: "port jumps to its groups",
+			chain: func() (*topology.Chain, *topology.Chain) {
+				return PortChains(&Port{ID: "port1", SecurityGroups: []string{"gdef", "gweb"}})
+			},
+			wantIDs:      [2]string{"in-port1", "out-port1"},
+			wantDefaults: [2]topology.RuleAction{topology.RuleDrop, topology.RuleDrop},
+			wantIn: []string{
+				"established accept-> ct=2 eth=0x0 proto=0 src=invalid Prefix/ dst=invalid Prefix/ ports={0 0}",
+				"sg gdef jump->sg-in-gdef ct=0 eth=0x0 proto=0 src=invalid Prefix/ dst=invalid Prefix/ ports={0 0}",
+				"sg gweb jump->sg-in-gweb ct=0 eth=0x0 proto=0 src=invalid Prefix/ dst=invalid Prefix/ ports={0 0}",
+			},
+			wantOut: []string{
+				"established accept-> ct=2 eth=0x0 proto=0 src=invalid Prefix/ dst=invalid Prefix/ ports={0 0}",
+				"sg gdef jump->sg-out-gdef ct=0 eth=0x0 proto=0 src=invalid Prefix/ dst=invalid Prefix/ ports={0 0}",
+				"sg gweb jump->sg-out-gweb ct=0 eth=0x0 proto=0 src=invalid Prefix/ dst=invalid Prefix/ ports={0 0}",
+			},
+		},
+		{
+			name:         "port without groups drops all",
+			chain:        func() (*topology.Chain, *topology.Chain) { return PortChains(&Port{ID: "port2"}) },
+			wantIDs:      [2]string{"in-port2", "out-port2"},
+			wantDefaults: [2]topology.RuleAction{topology.RuleDrop, topology.RuleDrop},
+			wantIn:       []string{"established accept-> ct=2 eth=0x0 proto=0 src=invalid Prefix/ dst=invalid Prefix/ ports={0 0}"},
+			wantOut:      []string{"established accept-> ct=2 eth=0x0 proto=0 src=invalid Prefix/ dst=invalid Prefix/ ports={0 0}"},
+		},
+		{
+			name: "default group",
+			chain: func() (*topology.Chain, *topology.Chain) {
+				in, out, err := GroupChains(def)
+				if err != nil {
+					t.Fatal(err)
+				}
+				return in, out
+			},
+			wantIDs:      [2]string{"sg-in-gdef", "sg-out-gdef"},
+			wantDefaults: [2]topology.RuleAction{topology.RuleReturn, topology.RuleReturn},
+			wantIn: []string{
+				"sg default rule rule3 accept-> ct=0 eth=0x800 proto=0 src=invalid Prefix/gdef dst=invalid Prefix/ ports={0 0}",
+				"sg default rule rule4 accept-> ct=0 eth=0x86dd proto=0 src=invalid Prefix/gdef dst=invalid Prefix/ ports={0 0}",
+			},
+			wantOut: []string{
+				"sg default rule rule1 accept-> ct=0 eth=0x800 proto=0 src=invalid Prefix/ dst=invalid Prefix/ ports={0 0}",
+				"sg default rule rule2 accept-> ct=0 eth=0x86dd proto=0 src=invalid Prefix/ dst=invalid Prefix/ ports={0 0}",
+			},
+		},
+		{
+			name: "web group",
+			chain: func() (*topology.Chain, *topology.Chain) {
+				in, out, err := GroupChains(web)
+				if err != nil {
+					t.Fatal(err)
+				}
+				return in, out
+			},
+			wantIDs:      [2]string{"sg-in-gweb", "sg-out-gweb"},
+			wantDefaults: [2]topology.RuleAction{topology.RuleReturn, topology.RuleReturn},
+			wantIn:       []string{"sg web rule rule7 accept-> ct=0 eth=0x800 proto=6 src=invalid Prefix/ dst=invalid Prefix/ ports={80 80}"},
+			wantOut: []string{
+				"sg web rule rule5 accept-> ct=0 eth=0x800 proto=0 src=invalid Prefix/ dst=invalid Prefix/ ports={0 0}",
+				"sg web rule rule6 accept-> ct=0 eth=0x86dd proto=0 src=invalid Prefix/ dst=invalid Prefix/ ports={0 0}",
+			},
+		},
 	}
-	wantOut := []string{
-		"established ct=2 eth=0x0 proto=0 src=invalid Prefix/ dst=invalid Prefix/ ports={0 0}",
-		"sg default rule rule1 ct=0 eth=0x800 proto=0 src=invalid Prefix/ dst=invalid Prefix/ ports={0 0}",
-		"sg default rule rule2 ct=0 eth=0x86dd proto=0 src=invalid Prefix/ dst=invalid Prefix/ ports={0 0}",
-		"sg web rule rule5 ct=0 eth=0x800 proto=0 src=invalid Prefix/ dst=invalid Prefix/ ports={0 0}",
-		"sg web rule rule6 ct=0 eth=0x86dd proto=0 src=invalid Prefix/ dst=invalid Prefix/ ports={0 0}",
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			in, out := tt.chain()
+			if in.ID != tt.wantIDs[0] || out.ID != tt.wantIDs[1] || in.Default != tt.wantDefaults[0] || out.Default != tt.wantDefaults[1] {
+				t.Errorf("chains %s/%s defaults %v/%v, want %v %v", in.ID, out.ID, in.Default, out.Default, tt.wantIDs, tt.wantDefaults)
+			}
+			if got := summary(in); !reflect.DeepEqual(got, tt.wantIn) {
+				t.Errorf("inbound/ingress chain:\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(tt.wantIn, "\n"))
+			}
+			if got := summary(out); !reflect.DeepEqual(got, tt.wantOut) {
+				t.Errorf("outbound/egress chain:\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(tt.wantOut, "\n"))
+			}
+		})
 	}
-	if got := summary(in); !reflect.DeepEqual(got, wantIn) {
-		t.Errorf("inbound chain:\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(wantIn, "\n"))
-	}
-	if got := summary(out); !reflect.DeepEqual(got, wantOut) {
-		t.Errorf("outbound chain:\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(wantOut, "\n"))
-	}
+}
 
+func TestAddrGroup(t *testing.T) {
 	members := []*Port{
 		{ID: "a", FixedIPs: []FixedIP{{"s", "10.0.0.9"}, {"s2", "10.1.0.1"}}},
 		{ID: "b", FixedIPs: []FixedIP{{"s", "10.0.0.3"}}},
 		{ID: "c", FixedIPs: []FixedIP{{"s3", "10.0.0.9"}}}, // same address on another network
 	}
+	members[1].AllowedAddressPairs = []AddressPair{{IPAddress: "10.0.0.77"}, {IPAddress: "10.8.0.0/16"}} // the CIDR is no member
 	ag, err := AddrGroup("gdef", members)
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := []netip.Addr{netip.MustParseAddr("10.0.0.3"), netip.MustParseAddr("10.0.0.9"), netip.MustParseAddr("10.1.0.1")}
+	want := []netip.Addr{netip.MustParseAddr("10.0.0.3"), netip.MustParseAddr("10.0.0.9"), netip.MustParseAddr("10.0.0.77"), netip.MustParseAddr("10.1.0.1")}
 	if ag.ID != "gdef" || !reflect.DeepEqual(ag.Addrs, want) {
 		t.Errorf("AddrGroup = %+v, want %v", ag, want)
 	}
