@@ -28,7 +28,7 @@
 # Results: bench/results/l3-<timestamp>/{results.tsv,summary.txt}; the table
 # with ratios is printed at the end.
 #
-# Usage: sudo bench/l3.sh   (env: RUNS=3 DUR=5 CONC=8 PING_COUNT=20,
+# Usage: sudo bench/l3.sh   (env: RUNS=3 DUR=5 CONC=8 PING_COUNT=20, TW_REUSE=1,
 #        ONLY="kernel ovn hivenet go" to run some, HIVENET_BIN=prebuilt binary)
 # Needs: root, iproute2, iperf3, jq, curl, dhclient, go; for OVN the Debian
 # packages openvswitch-switch ovn-central ovn-host (only this script uses them).
@@ -36,7 +36,7 @@ set -euo pipefail
 
 HERE=$(cd "$(dirname "$0")" && pwd)
 REPO=$(cd "$HERE/.." && pwd)
-: "${RUNS:=3}" "${DUR:=5}" "${CONC:=8}" "${PING_COUNT:=20}" "${PING_INTERVAL:=0.2}"
+: "${RUNS:=3}" "${DUR:=5}" "${CONC:=8}" "${PING_COUNT:=20}" "${PING_INTERVAL:=0.2}" "${TW_REUSE:=1}"
 : "${ONLY:=kernel ovn hivenet go}"
 export RUNS DUR PING_COUNT PING_INTERVAL
 SKIP_UDP=1 SKIP_P4=1 CPU_SAMPLE=0
@@ -71,7 +71,7 @@ nsx() { local ns=$1; shift; ip netns exec "$ns" "$@"; }
 # conn_rate LAB SRC_NS DST_NS -- RUNS x connrate from SRC_NS to DST_IP.
 conn_rate() {
     local lab=$1 src=$2 dst=$3 i out pid
-    nsx "$src" sysctl -qw net.ipv4.tcp_tw_reuse=1
+    nsx "$src" sysctl -qw net.ipv4.tcp_tw_reuse="$TW_REUSE"
     nsx "$dst" "$CONNRATE" -listen "0.0.0.0:$CONN_PORT" & pid=$!
     sleep 0.3
     nsx "$src" "$CONNRATE" -connect "$DST_IP:$CONN_PORT" -duration 1s -concurrency 2 >/dev/null 2>&1 || true # warm (ARP, flows)
@@ -174,7 +174,7 @@ med() { # med LAB METRIC -> median over runs (numbers only)
 sum() { awk -F'\t' -v l="$1" -v m="$2" '$1==l && $3==m && $5 ~ /^[0-9]+$/ {s += $5; n++} END {print n ? s : "NA"}' "$RESULTS_TSV"; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN{ if (a=="NA"||b=="NA"||b==0) print "NA"; else printf "%.2fx", a/b }'; }
 {
-    echo "hivenet vs kernel vs OVN, routed VM<->VM across hosts ($(date -Is), RUNS=$RUNS DUR=${DUR}s CONC=$CONC)"
+    echo "hivenet vs kernel vs OVN, routed VM<->VM across hosts ($(date -Is), RUNS=$RUNS DUR=${DUR}s CONC=$CONC tcp_tw_reuse=$TW_REUSE)"
     echo "2 vCPUs shared by everything: compare ratios, not absolute figures."
     echo
     printf '%-22s %10s %10s %10s %14s %12s   %s\n' metric kernel ovn hivenet hivenet/kernel hivenet/ovn target
