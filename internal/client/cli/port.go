@@ -57,6 +57,8 @@ type portFlags struct {
 	portSecurity func(client.Object)
 	noInterface  bool                // update only
 	parsed       []map[string]string // --fixed-ip values, parsed by fill
+	groups       []string
+	noGroups     bool
 }
 
 func addPortFlags(cmd *cobra.Command, forUpdate bool) *portFlags {
@@ -78,6 +80,9 @@ func addPortFlags(cmd *cobra.Command, forUpdate bool) *portFlags {
 	f.adminUp = boolPair(cmd, "enable", "disable", "admin_state_up", "enable the port (default)", "disable the port")
 	f.portSecurity = boolPair(cmd, "enable-port-security", "disable-port-security", "port_security_enabled",
 		"only let the port send from its own MAC and addresses (default)", "let the port send from any address")
+	fl.StringArrayVar(&f.groups, "security-group", nil, "security group of the port, name or ID (repeatable"+replace+"; default: the project's default group)")
+	fl.BoolVar(&f.noGroups, "no-security-group", false, "put the port in no security group (with port security on, it then sends and receives nothing)")
+	cmd.MarkFlagsMutuallyExclusive("security-group", "no-security-group")
 	cmd.MarkFlagsMutuallyExclusive("fixed-ip", "no-fixed-ip")
 	cmd.MarkFlagsMutuallyExclusive("allowed-address", "no-allowed-address")
 	if forUpdate {
@@ -164,6 +169,27 @@ func (f *portFlags) fill(body client.Object) error {
 	return nil
 }
 
+// resolveGroups sets body's security_groups from --security-group or
+// --no-security-group, resolving group names.
+func (f *portFlags) resolveGroups(ctx context.Context, c *client.Client, body client.Object) error {
+	if f.noGroups {
+		body["security_groups"] = []string{}
+	}
+	if !f.cmd.Flags().Changed("security-group") {
+		return nil
+	}
+	ids := []string{}
+	for _, g := range f.groups {
+		id, err := c.Resolve(ctx, client.SecurityGroups, g)
+		if err != nil {
+			return fmt.Errorf("--security-group: %w", err)
+		}
+		ids = append(ids, id)
+	}
+	body["security_groups"] = ids
+	return nil
+}
+
 // needSubnets reports whether resolveFixedIPs will look up subnet names.
 func (f *portFlags) needSubnets() bool {
 	for _, kv := range f.parsed {
@@ -223,6 +249,9 @@ func portCreateCommand(g *globals) *cobra.Command {
 		if err := f.resolveFixedIPs(ctx, c, body, netID); err != nil {
 			return nil, err
 		}
+		if err := f.resolveGroups(ctx, c, body); err != nil {
+			return nil, err
+		}
 		return body, nil
 	})
 }
@@ -249,6 +278,9 @@ func portUpdateCommand(g *globals) *cobra.Command {
 			netID, _ = port["network_id"].(string)
 		}
 		if err := f.resolveFixedIPs(ctx, c, body, netID); err != nil {
+			return nil, err
+		}
+		if err := f.resolveGroups(ctx, c, body); err != nil {
 			return nil, err
 		}
 		return body, nil
