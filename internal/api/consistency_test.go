@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"reflect"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -162,6 +163,28 @@ func checkConsistency(t testing.TB, kv map[string]string) {
 			p := ports[*f.PortID]
 			if p == nil || f.RouterID == nil || routers[*f.RouterID] == nil {
 				t.Errorf("floating IP %s associated with missing port %v or router %v", id, *f.PortID, f.RouterID)
+				continue
+			}
+			// The router must still reach both sides: a gateway on the
+			// floating network and an interface on the port's subnet.
+			r := routers[*f.RouterID]
+			if r.GatewayInfo == nil || r.GatewayInfo.NetworkID != f.FloatingNetworkID {
+				t.Errorf("floating IP %s: router %s has no gateway on %s", id, r.ID, f.FloatingNetworkID)
+			}
+			i := slices.IndexFunc(p.FixedIPs, func(x translate.FixedIP) bool { return x.IPAddress == *f.FixedIPAddress })
+			if i < 0 {
+				t.Errorf("floating IP %s: port %s lost fixed IP %s", id, p.ID, *f.FixedIPAddress)
+				continue
+			}
+			connected := false
+			for _, q := range ports {
+				if q.DeviceOwner == translate.OwnerRouterInterface && q.DeviceID == r.ID &&
+					slices.ContainsFunc(q.FixedIPs, func(x translate.FixedIP) bool { return x.SubnetID == p.FixedIPs[i].SubnetID }) {
+					connected = true
+				}
+			}
+			if !connected {
+				t.Errorf("floating IP %s: router %s has no interface on subnet %s", id, r.ID, p.FixedIPs[i].SubnetID)
 			}
 		}
 	}

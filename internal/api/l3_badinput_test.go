@@ -21,7 +21,7 @@ func newL3Fixture(e *testEnv) *l3Fixture {
 	e.t.Helper()
 	f := &l3Fixture{}
 	f.ext = e.create("network", adminTok, `{"network": {"name": "public", "router:external": true, "provider:network_type": "flat", "provider:physical_network": "physnet1"}}`)["id"].(string)
-	f.extSub = e.create("subnet", adminTok, `{"subnet": {"network_id": "`+f.ext+`", "cidr": "203.0.113.0/24", "enable_dhcp": false}}`)["id"].(string)
+	f.extSub = e.create("subnet", adminTok, `{"subnet": {"network_id": "`+f.ext+`", "cidr": "203.0.113.0/24", "enable_dhcp": false, "allocation_pools": [{"start": "203.0.113.2", "end": "203.0.113.200"}]}}`)["id"].(string)
 	f.net = e.network(tokA, "a")
 	f.sub = e.subnet(tokA, f.net, "10.0.0.0/24")
 	f.router = e.create("router", tokA, `{"router": {"name": "r", "external_gateway_info": {"network_id": "`+f.ext+`"}}}`)["id"].(string)

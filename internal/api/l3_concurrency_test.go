@@ -161,3 +161,71 @@ func TestAddrGroupSharedAddress(t *testing.T) {
 		checkConsistency(t, e.dump())
 	}
 }
+
+// Floating IP associations race the removal of the router's interface
+// and gateway, and a change of the external gateway_ip: either the
+// association wins (and the removal is refused) or the removal does (and
+// the association is refused); the router's translation follows.
+func TestL3ConcurrentFloatingIPsAndRouter(t *testing.T) {
+	e := newEnv(t)
+	for round := range 3 {
+		f := newL3Fixture(e)
+		// Free the fixture's port: its floating IP goes first.
+		if code, m := e.do("DELETE", "/v2.0/floatingips/"+f.fip, tokA, ""); code != 204 {
+			t.Fatalf("DELETE fip = %d %v", code, m)
+		}
+		var ports []string
+		for i := range 3 {
+			ports = append(ports, e.create("port", tokA, fmt.Sprintf(`{"port": {"network_id": "%s", "fixed_ips": [{"ip_address": "10.0.0.%d"}]}}`, f.net, 50+i))["id"].(string))
+		}
+		var wg sync.WaitGroup
+		do := func(fn func()) {
+			wg.Add(1)
+			go func() { defer wg.Done(); fn() }()
+		}
+		for _, p := range ports {
+			do(func() {
+				code, m := e.do("POST", "/v2.0/floatingips", tokA, `{"floatingip": {"floating_network_id": "`+f.ext+`", "port_id": "`+p+`"}}`)
+				if code != 201 && code != 404 { // 404: the router lost its way to the port first
+					t.Errorf("POST fip = %d %v", code, m)
+				}
+			})
+		}
+		do(func() {
+			if code, m := e.do("PUT", "/v2.0/routers/"+f.router+"/remove_router_interface", tokA, `{"subnet_id": "`+f.sub+`"}`); code != 200 && code != 409 {
+				t.Errorf("remove interface = %d %v", code, m)
+			}
+		})
+		if round == 1 {
+			do(func() {
+				if code, m := e.do("PUT", "/v2.0/routers/"+f.router, tokA, `{"router": {"external_gateway_info": null}}`); code != 200 && code != 409 {
+					t.Errorf("clear gateway = %d %v", code, m)
+				}
+			})
+		}
+		do(func() {
+			if code, m := e.do("PUT", "/v2.0/subnets/"+f.extSub, adminTok, fmt.Sprintf(`{"subnet": {"gateway_ip": "203.0.113.%d"}}`, 250+round)); code != 200 {
+				t.Errorf("change external gateway_ip = %d %v", code, m)
+			}
+		})
+		wg.Wait()
+		checkConsistency(t, e.dump())
+		// Clear the world for the next round (its physnet must be free).
+		for _, fp := range e.list("floatingips", tokA, "") {
+			e.do("DELETE", "/v2.0/floatingips/"+fp["id"].(string), tokA, "")
+		}
+		e.do("PUT", "/v2.0/routers/"+f.router+"/remove_router_interface", tokA, `{"subnet_id": "`+f.sub+`"}`)
+		if code, m := e.do("DELETE", "/v2.0/routers/"+f.router, tokA, ""); code != 204 {
+			t.Fatalf("DELETE router = %d %v", code, m)
+		}
+		for _, p := range e.list("ports", adminTok, "") {
+			if p["network_id"] == f.ext {
+				t.Fatalf("port %v left on the external network", p)
+			}
+		}
+		if code, m := e.do("DELETE", "/v2.0/networks/"+f.ext, adminTok, ""); code != 204 {
+			t.Fatalf("DELETE external network = %d %v", code, m)
+		}
+		checkConsistency(t, e.dump())
+	}
+}

@@ -327,7 +327,15 @@ func (s *Server) updateSubnet(ctx context.Context, c *caller, id string, a attrs
 		}
 		sn.UpdatedAt = s.now()
 		sn.RevisionNumber++
-		return writeSubnet(tx, old, sn)
+		if err := writeSubnet(tx, old, sn); err != nil {
+			return err
+		}
+		if !equalPtr(old.GatewayIP, sn.GatewayIP) {
+			// Routers with a gateway on this subnet route by default to
+			// its gateway_ip.
+			return rewriteGatewayRouters(tx, sn)
+		}
+		return nil
 	})
 	if err != nil {
 		return nil, err
@@ -373,4 +381,40 @@ func (s *Server) deleteSubnet(ctx context.Context, c *caller, id string) error {
 		return nil
 	})
 	return err
+}
+
+func equalPtr(a, b *string) bool { return (a == nil) == (b == nil) && (a == nil || *a == *b) }
+
+// rewriteGatewayRouters rewrites the routers whose gateway port has its
+// first address on subnet sn (now in its new state), reading the ports
+// of sn's network (on an external network: the routers' gateways).
+func rewriteGatewayRouters(tx *store.Tx, sn *translate.Subnet) error {
+	kvs, err := tx.List(store.PrefixIndex + translate.NetworkPortPrefix(sn.NetworkID))
+	if err != nil {
+		return err
+	}
+	for _, kv := range kvs {
+		p, err := getObj[translate.Port](tx, "ports", string(kv.Value))
+		if err != nil {
+			return err
+		}
+		if p == nil || p.DeviceOwner != translate.OwnerRouterGateway || len(p.FixedIPs) == 0 || p.FixedIPs[0].SubnetID != sn.ID {
+			continue
+		}
+		r, err := getObj[translate.Router](tx, "routers", p.DeviceID)
+		if err != nil {
+			return err
+		}
+		if r == nil {
+			continue
+		}
+		tr, err := translate.TopoRouter(r, p, sn)
+		if err != nil {
+			return err
+		}
+		if err := putTopo(tx, topology.KindRouter, r.ID, tr); err != nil {
+			return err
+		}
+	}
+	return nil
 }
