@@ -1,8 +1,10 @@
 // Package translate turns the OpenStack Networking objects the API accepts
-// (Network, Subnet, Port: the wire shape, also what is stored under
-// store.PrefixAPI) into the low-level topology objects agents execute
-// (topology.Bridge, Subnet, Port) and the index keys that keep addresses,
-// MACs and tunnel keys unique. It also holds the pure parts of validation
+// (Network, Subnet, Port, Router, FloatingIP, SecurityGroup and its rules:
+// the wire shape, also what is stored under store.PrefixAPI) into the
+// low-level topology objects agents execute (topology.Bridge, Subnet,
+// Port, Router, FloatingIP, Chain, IPAddrGroup) and the index keys that
+// keep addresses, MACs and tunnel keys unique and make memberships
+// (router ports, group members, floating IP associations) one range read. It also holds the pure parts of validation
 // and allocation: subnet defaults and checks, the first free address of a
 // subnet, the next tunnel key.
 //
@@ -12,4 +14,6 @@
 //	br := translate.Bridge(&network)
 //	sn, err := translate.TopoSubnet(&subnet)
 //	idx := translate.PortIndexes(&port) // under store.PrefixIndex
+//	in, out := translate.PortChains(&port) // jump to each group's chains
+//	ingress, egress, err := translate.GroupChains(&group)
 package translate
