@@ -4,9 +4,10 @@
 // low-level topology objects agents execute (topology.Bridge, Subnet,
 // Port, Router, FloatingIP, Chain, IPAddrGroup) and the index keys that
 // keep addresses, MACs and tunnel keys unique and make memberships
-// (router ports, group members, floating IP associations) one range read. It also holds the pure parts of validation
-// and allocation: subnet defaults and checks, the first free address of a
-// subnet, the next tunnel key.
+// (router ports, group members, floating IP associations) one range
+// read. It also holds the pure parts of validation and allocation: subnet
+// defaults and checks, security group rule checks, the first free address
+// of a subnet, the next tunnel key.
 //
 // It performs no I/O and draws no random numbers: the api package reads
 // the store, supplies randomness (MAC addresses) and commits the result.
