@@ -229,3 +229,16 @@ func TestL3ConcurrentFloatingIPsAndRouter(t *testing.T) {
 		checkConsistency(t, e.dump())
 	}
 }
+
+// An admin's rule in a project's group belongs to that project.
+func TestAdminRuleTakesGroupProject(t *testing.T) {
+	e := newEnv(t)
+	g := createAt(e, "security-groups", "security_group", tokA, `{"security_group": {"name": "g"}}`)["id"].(string)
+	r := createAt(e, "security-group-rules", "security_group_rule", adminTok, `{"security_group_rule": {"security_group_id": "`+g+`", "direction": "ingress"}}`)
+	if r["project_id"] != "project-a" || r["tenant_id"] != "project-a" {
+		t.Errorf("admin's rule = %v, want project-a's", r)
+	}
+	if code, m := e.do("GET", "/v2.0/security-group-rules/"+r["id"].(string), tokA, ""); code != 200 {
+		t.Errorf("member reads the rule = %d %v", code, m)
+	}
+}

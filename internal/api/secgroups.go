@@ -442,6 +442,9 @@ func (s *Server) createRule(ctx context.Context, c *caller, a attrs) (any, error
 		if !c.canChange(old.ProjectID) {
 			return notFound("SecurityGroup", r.SecurityGroupID)
 		}
+		if !a.has("project_id") && !a.has("tenant_id") {
+			out.ProjectID, out.TenantID = old.ProjectID, old.ProjectID // an admin's rule in a project's group
+		}
 		if old.ProjectID != out.ProjectID && !c.Admin {
 			return forbidden("A rule must belong to the project of its security group (project_id)")
 		}
