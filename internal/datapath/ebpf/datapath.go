@@ -1,0 +1,1036 @@
+// Package ebpf is the eBPF datapath: TC programs attached with TCX to the
+// bound interfaces and to a collect_md VXLAN device, the flow table in BPF
+// maps, misses sent up to the agent through a TAP device. It implements
+// datapath.Datapath; `hivenet agent --datapath ebpf` selects it.
+//
+// # Fast path (bpf/datapath.c)
+//
+//   - hn_port, TCX ingress of every bound interface: the frame is parsed
+//     into the flow key, a byte-for-byte mirror of packet.FlowMatch, by a
+//     parser that gives the same key as packet.Parse; frames it does not
+//     handle exactly (802.1Q tags, IPv6 extension headers, anything
+//     malformed) go up to the agent, which parses them in Go. Megaflow
+//     lookup: one hash probe of hn_flows per mask slot in use (at most 16
+//     distinct masks; hn_masks), keyed by (slot, key & mask), first hit
+//     in slot order. The value holds the flow's flowtable.Actions (the Go
+//     struct's bytes) and its statistics (packets, bytes, last used,
+//     updated by the program). Actions: output = bpf_redirect to the
+//     port's ifindex; tunnel = bpf_skb_set_tunnel_key + redirect into the
+//     VXLAN device; flood = bpf_clone_redirect to each local port of the
+//     flood set and each remote; rewrites with bpf_l3/l4_csum_replace
+//     (BPF_F_PSEUDO_HDR for addresses, so CHECKSUM_PARTIAL skbs stay
+//     right); the last output hands the skb over, earlier ones clone it.
+//   - hn_tunnel, TCX ingress of the VXLAN device: VNI → port (SetTunnelKey)
+//     or flood set (local ports only); VNI datapath.StateKey goes up to the
+//     agent; other VNIs are counted (TunnelUnknownKey) and dropped.
+//   - hn_vxlan_out, TCX egress of the VXLAN device: frames the agent sends
+//     itself (Execute) carry an skb mark naming an "exec slot" (hn_exec:
+//     VNI and remote); the program sets the tunnel key from it.
+//
+// # Slow path
+//
+// Upcall: the program pops an offloaded VLAN tag, prepends a 12-byte
+// header (magic, reason, ingress port, VLAN tag) with bpf_skb_change_head
+// and redirects the skb to the TAP device UpcallDevice, which this
+// datapath holds open with IFF_VNET_HDR and TSO/checksum offloads: one
+// reader goroutine reads the virtio_net_hdr, the header and the whole
+// frame (a GSO superframe stays one read), restores the VLAN tag, and
+// calls the Handler (or the state handler for flow-state messages).
+// Misses are rate limited per port in Go (UpcallRate/UpcallBurst).
+// Execute applies rewrites in Go (datapath.Rewriter) and sends with one
+// AF_PACKET socket carrying the virtio_net_hdr: to the port's interface,
+// or into the VXLAN device with an exec-slot mark (see hn_vxlan_out).
+// SendState sends VXLAN datagrams with VNI StateKey from a UDP socket
+// bound to the tunnel IP, like the userspace datapath (same wire format);
+// flow-state messages must be at least 14 bytes, since the receiving
+// VXLAN device parses an Ethernet header.
+//
+// # Restarts (Config.Persist)
+//
+// Maps are pinned under PinRoot/<Name>/ and TCX links under
+// PinRoot/<Name>/link_*. Close then leaves the programs attached and the
+// maps in place, so established flows keep forwarding while no agent
+// runs (misses are dropped: the TAP goes with the process). New reuses
+// the pinned maps, replaces the programs of the pinned links atomically
+// (link.Update), keeps each interface's port number (hn_ifports), and
+// adopts the flows it finds as orphans without tags: they are removed
+// after RestartGrace unless installed again meanwhile, so the new agent
+// re-simulates every flow within that time. Destroy removes everything.
+// bpffs is mounted on /sys/fs/bpf if it is not (inside `ip netns exec`
+// it is not).
+//
+// Idle and hard expiry run in a Go ticker that reads the statistics from
+// hn_flows; Invalidate keeps tag → flows in Go.
+package ebpf
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/link"
+	"github.com/vishvananda/netlink"
+	"github.com/vishvananda/netns"
+	"golang.org/x/sys/unix"
+
+	"hivenet/internal/datapath"
+	"hivenet/internal/flowtable"
+	"hivenet/internal/packet"
+	"hivenet/internal/topology"
+)
+
+var _ datapath.Datapath = (*Datapath)(nil)
+
+// Sentinel errors.
+var (
+	// ErrUnsupported: the kernel lacks something this datapath needs
+	// (BPF, TCX, collect_md VXLAN, TAP). The caller falls back to the
+	// userspace datapath.
+	ErrUnsupported = errors.New("ebpf: not supported by this kernel")
+	// ErrNoInterface: AddPort was given a name no interface has (yet).
+	ErrNoInterface = errors.New("ebpf: no such interface")
+	// ErrNoPort: the port number is not bound.
+	ErrNoPort = errors.New("ebpf: no such port")
+	// ErrClosed: the datapath was closed.
+	ErrClosed = errors.New("ebpf: datapath closed")
+	// ErrTooManyMasks: a flow needs a 17th distinct mask.
+	ErrTooManyMasks = errors.New("ebpf: too many distinct flow masks")
+	// ErrTableFull: MaxFlows flows are installed.
+	ErrTableFull = errors.New("ebpf: flow table full")
+)
+
+// Config configures a Datapath.
+type Config struct {
+	// Name names this datapath's pins (PinRoot/Name); the host name.
+	// Required when Persist is set.
+	Name string
+	// TunnelIP is the local underlay IPv4 address. Required.
+	TunnelIP netip.Addr
+	// TunnelPort is the VXLAN UDP port (default 4789); every host must
+	// use the same port (the collect_md device sends to its own port).
+	TunnelPort uint16
+	// VXLANDevice and UpcallDevice name the devices the datapath creates
+	// in its namespace (defaults hnvx0, hnup0).
+	VXLANDevice, UpcallDevice string
+	// PinRoot is the directory of pins (default /sys/fs/bpf/hivenet).
+	PinRoot string
+	// Persist pins maps and links, so that Close leaves the fast path
+	// forwarding and the next New takes it over (see the package doc).
+	Persist bool
+	// RestartGrace is how long flows found pinned by New live without
+	// being installed again (default 5 s).
+	RestartGrace time.Duration
+	// MaxFlows caps the flow table (default 65536; fixed once pinned).
+	MaxFlows int
+	// IdleTimeout (default 10 s) and HardTimeout (default 10 min;
+	// negative disables) as in the userspace datapath.
+	IdleTimeout, HardTimeout time.Duration
+	// UpcallRate (per port, per second; default 10000) and UpcallBurst
+	// (default 1000) limit the misses handed to the Handler.
+	UpcallRate, UpcallBurst int
+	// Logger receives state changes, never per-packet events.
+	Logger *slog.Logger
+}
+
+// Validate checks c and fills in defaults.
+func (c *Config) Validate() error {
+	if !c.TunnelIP.Unmap().Is4() {
+		return fmt.Errorf("ebpf: TunnelIP %v: an IPv4 address is required", c.TunnelIP)
+	}
+	c.TunnelIP = c.TunnelIP.Unmap()
+	if c.Persist && (c.Name == "" || strings.ContainsAny(c.Name, "/\x00") || c.Name == "." || c.Name == "..") {
+		return fmt.Errorf("ebpf: Name %q: a non-empty name without '/' is required to pin", c.Name)
+	}
+	if c.TunnelPort == 0 {
+		c.TunnelPort = 4789
+	}
+	if c.VXLANDevice == "" {
+		c.VXLANDevice = "hnvx0"
+	}
+	if c.UpcallDevice == "" {
+		c.UpcallDevice = "hnup0"
+	}
+	if len(c.VXLANDevice) >= unix.IFNAMSIZ || len(c.UpcallDevice) >= unix.IFNAMSIZ {
+		return fmt.Errorf("ebpf: device names %q, %q: at most %d characters", c.VXLANDevice, c.UpcallDevice, unix.IFNAMSIZ-1)
+	}
+	if c.PinRoot == "" {
+		c.PinRoot = "/sys/fs/bpf/hivenet"
+	}
+	if c.RestartGrace == 0 {
+		c.RestartGrace = 5 * time.Second
+	}
+	if c.MaxFlows == 0 {
+		c.MaxFlows = 65536
+	}
+	if c.IdleTimeout == 0 {
+		c.IdleTimeout = 10 * time.Second
+	}
+	if c.HardTimeout == 0 {
+		c.HardTimeout = 10 * time.Minute
+	}
+	if c.UpcallRate == 0 {
+		c.UpcallRate = 10000
+	}
+	if c.UpcallBurst == 0 {
+		c.UpcallBurst = 1000
+	}
+	if c.MaxFlows < 0 || c.IdleTimeout < 0 || c.RestartGrace < 0 || c.UpcallRate < 0 || c.UpcallBurst < 0 {
+		return errors.New("ebpf: MaxFlows, IdleTimeout, RestartGrace, UpcallRate and UpcallBurst must not be negative")
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	return nil
+}
+
+// Datapath is the eBPF datapath. All methods are safe for concurrent use.
+type Datapath struct {
+	cfg    Config
+	log    *slog.Logger
+	ns     netns.NsHandle
+	pinDir string // "" when not persisting
+
+	objs      bpfObjects
+	vxIndex   int
+	tapIndex  int
+	tap       *os.File
+	txFD      int // AF_PACKET socket with the virtio_net_hdr, for Execute
+	udp       *os.File
+	vxLinks   []link.Link
+	bufPool   sync.Pool
+	rateStart time.Time
+
+	handler      atomic.Pointer[datapath.Handler]
+	stateHandler atomic.Pointer[func(msg []byte)]
+
+	mu       sync.Mutex
+	started  bool
+	ports    map[datapath.PortNo]*port
+	byName   map[string]datapath.PortNo
+	pinned   map[uint32]datapath.PortNo // ifindex → port of a previous run, not yet bound again
+	nextPort datapath.PortNo
+	flows    map[lookupKey]*flow
+	tags     map[topology.Tag]map[lookupKey]struct{}
+	masks    [maxMasks]maskSlot
+	graceEnd time.Time
+
+	execMu    sync.RWMutex
+	execSlots map[execKey]uint32
+
+	buckets sync.Map // datapath.PortNo → *bucket
+
+	closed atomic.Bool
+	done   chan struct{}
+	wg     sync.WaitGroup
+
+	st struct {
+		malformed, limited, stateTx, stateUnhandled, upcallErr atomic.Uint64
+	}
+}
+
+type port struct {
+	no      datapath.PortNo
+	name    string
+	ifindex int
+	lnk     link.Link
+}
+
+type flow struct {
+	key       lookupKey
+	mask      packet.FlowMatch
+	tags      []topology.Tag
+	installed int64 // monotonic ns (the clock of bpf_ktime_get_ns)
+	orphan    bool  // adopted from a previous run
+}
+
+type maskSlot struct {
+	mask packet.FlowMatch
+	refs int
+}
+
+type execKey struct {
+	vni    uint32
+	remote uint32
+}
+
+// monoNow is CLOCK_MONOTONIC in nanoseconds, the clock of bpf_ktime_get_ns.
+func monoNow() int64 {
+	var ts unix.Timespec
+	_ = unix.ClockGettime(unix.CLOCK_MONOTONIC, &ts)
+	return ts.Nano()
+}
+
+// New sets the datapath up in the calling thread's network namespace
+// (lock the OS thread and switch namespaces first to serve another one):
+// it loads the programs (reusing pinned maps when Persist), creates the
+// VXLAN and upcall devices and attaches the tunnel programs. Errors
+// caused by missing kernel support wrap ErrUnsupported.
+func New(cfg Config) (*Datapath, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	d := &Datapath{
+		cfg: cfg, log: cfg.Logger, ns: netns.None(), txFD: -1,
+		ports: map[datapath.PortNo]*port{}, byName: map[string]datapath.PortNo{},
+		pinned: map[uint32]datapath.PortNo{}, flows: map[lookupKey]*flow{},
+		tags: map[topology.Tag]map[lookupKey]struct{}{}, execSlots: map[execKey]uint32{},
+		done: make(chan struct{}), rateStart: time.Now(),
+	}
+	d.bufPool.New = func() any { b := make([]byte, vnetHdrLen+maxFrame); return &b }
+	if h, err := netns.Get(); err == nil {
+		d.ns = h
+	}
+	if err := d.setup(); err != nil {
+		d.teardown(false)
+		return nil, err
+	}
+	d.wg.Add(1)
+	go d.readUpcalls()
+	d.log.Info("datapath started", "tunnel_ip", cfg.TunnelIP, "tunnel_port", cfg.TunnelPort,
+		"pinned", d.pinDir, "adopted_flows", len(d.flows), "adopted_ports", len(d.pinned))
+	return d, nil
+}
+
+func unsupported(what string, err error) error {
+	return fmt.Errorf("%w: %s: %w", ErrUnsupported, what, err)
+}
+
+func (d *Datapath) setup() error {
+	if err := unix.Setrlimit(unix.RLIMIT_MEMLOCK, &unix.Rlimit{Cur: unix.RLIM_INFINITY, Max: unix.RLIM_INFINITY}); err != nil {
+		d.log.Debug("raising RLIMIT_MEMLOCK failed", "err", err)
+	}
+	spec, err := loadBpf()
+	if err != nil {
+		return fmt.Errorf("ebpf: loading the embedded object: %w", err)
+	}
+	spec.Maps["hn_flows"].MaxEntries = uint32(d.cfg.MaxFlows)
+	opts := &ebpf.CollectionOptions{}
+	adopt := false
+	if d.cfg.Persist {
+		if err := ensureBPFFS(filepath.Dir(d.cfg.PinRoot)); err != nil {
+			return err
+		}
+		d.pinDir = filepath.Join(d.cfg.PinRoot, d.cfg.Name)
+		if err := os.MkdirAll(d.pinDir, 0o700); err != nil {
+			return fmt.Errorf("ebpf: pin directory: %w", err)
+		}
+		_, err := os.Stat(filepath.Join(d.pinDir, "hn_flows"))
+		adopt = err == nil
+		opts.Maps.PinPath = d.pinDir
+	} else {
+		for _, m := range spec.Maps {
+			m.Pinning = ebpf.PinNone
+		}
+	}
+	if err := spec.LoadAndAssign(&d.objs, opts); err != nil {
+		if !adopt || errors.Is(err, ebpf.ErrNotSupported) {
+			return loadError(err)
+		}
+		// Pinned maps of an incompatible layout (an upgrade changed
+		// them): start afresh. Forwarding stops until flows are installed.
+		d.log.Warn("pinned maps incompatible; replacing them", "dir", d.pinDir, "err", err)
+		d.removePins()
+		if err := os.MkdirAll(d.pinDir, 0o700); err != nil {
+			return fmt.Errorf("ebpf: pin directory: %w", err)
+		}
+		adopt = false
+		if err := spec.LoadAndAssign(&d.objs, opts); err != nil {
+			return loadError(err)
+		}
+	}
+	if err := d.openVXLAN(); err != nil {
+		return err
+	}
+	if err := d.openTap(); err != nil {
+		return err
+	}
+	if err := d.openSockets(); err != nil {
+		return err
+	}
+	if adopt {
+		if err := d.adopt(); err != nil {
+			return err
+		}
+	} else {
+		// Fresh maps (or maps not to reuse): no stale entries.
+		for _, m := range []*ebpf.Map{d.objs.HnFlows, d.objs.HnIfports, d.objs.HnPorts, d.objs.HnTunkeys, d.objs.HnFloods, d.objs.HnExec} {
+			clearMap(m)
+		}
+		for i := range maxMasks {
+			if err := d.objs.HnMasks.Put(uint32(i), make([]byte, maskSize)); err != nil {
+				return fmt.Errorf("ebpf: clearing masks: %w", err)
+			}
+		}
+	}
+	if err := d.writeConfig(); err != nil {
+		return err
+	}
+	// Attach last, so the tunnel program runs with the maps complete.
+	var err2 error
+	d.vxLinks, err2 = d.attach(d.vxIndex, "vx_in", d.objs.HnTunnel, ebpf.AttachTCXIngress, nil)
+	if err2 != nil {
+		return err2
+	}
+	l2, err := d.attach(d.vxIndex, "vx_out", d.objs.HnVxlanOut, ebpf.AttachTCXEgress, nil)
+	if err != nil {
+		return err
+	}
+	d.vxLinks = append(d.vxLinks, l2...)
+	return nil
+}
+
+func loadError(err error) error {
+	if errors.Is(err, ebpf.ErrNotSupported) || errors.Is(err, unix.EPERM) || errors.Is(err, unix.EINVAL) {
+		return unsupported("loading the BPF programs", err)
+	}
+	var ve *ebpf.VerifierError
+	if errors.As(err, &ve) {
+		return unsupported("the verifier rejected the programs", fmt.Errorf("%+v", ve))
+	}
+	return fmt.Errorf("ebpf: loading the BPF programs: %w", err)
+}
+
+// ensureBPFFS mounts bpffs on dir when it is not one.
+func ensureBPFFS(dir string) error {
+	var st unix.Statfs_t
+	if err := unix.Statfs(dir, &st); err == nil && st.Type == unix.BPF_FS_MAGIC {
+		return nil
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return fmt.Errorf("ebpf: %s: %w", dir, err)
+	}
+	if err := unix.Mount("bpf", dir, "bpf", 0, "mode=0700"); err != nil {
+		return fmt.Errorf("ebpf: mounting bpffs on %s: %w", dir, err)
+	}
+	return nil
+}
+
+func clearMap(m *ebpf.Map) {
+	var keys [][]byte
+	k := make([]byte, m.KeySize())
+	it := m.Iterate()
+	var v []byte
+	for it.Next(&k, &v) {
+		keys = append(keys, slices.Clone(k))
+	}
+	for _, k := range keys {
+		_ = m.Delete(k)
+	}
+}
+
+func (d *Datapath) writeConfig() error {
+	n := 0
+	for i := range d.masks {
+		if d.masks[i].refs > 0 {
+			n = i + 1
+		}
+	}
+	if err := d.objs.HnConfig.Put(uint32(0), encodeConfig(uint32(d.tapIndex), uint32(d.vxIndex), uint32(n))); err != nil {
+		return fmt.Errorf("ebpf: writing the config map: %w", err)
+	}
+	return nil
+}
+
+// attach attaches prog with TCX at ifindex, or, when a pinned link named
+// name exists, replaces its program atomically. It runs in the caller's
+// namespace for fresh attachments (see inNetns).
+func (d *Datapath) attach(ifindex int, name string, prog *ebpf.Program, at ebpf.AttachType, _ any) ([]link.Link, error) {
+	path := ""
+	if d.pinDir != "" {
+		path = filepath.Join(d.pinDir, "link_"+name)
+		if l, err := link.LoadPinnedLink(path, nil); err == nil {
+			info, ierr := l.Info()
+			if ierr == nil && info.TCX() != nil && int(info.TCX().Ifindex) == ifindex {
+				if err := l.Update(prog); err == nil {
+					return []link.Link{l}, nil
+				}
+			}
+			_ = l.Unpin()
+			l.Close()
+		}
+	}
+	l, err := link.AttachTCX(link.TCXOptions{Interface: ifindex, Program: prog, Attach: at})
+	if err != nil {
+		if errors.Is(err, ebpf.ErrNotSupported) {
+			return nil, unsupported("TCX", err)
+		}
+		return nil, fmt.Errorf("ebpf: attaching %s to ifindex %d: %w", name, ifindex, err)
+	}
+	if path != "" {
+		if err := l.Pin(path); err != nil {
+			l.Close()
+			return nil, fmt.Errorf("ebpf: pinning link %s: %w", name, err)
+		}
+	}
+	return []link.Link{l}, nil
+}
+
+// openVXLAN creates (or reuses) the collect_md VXLAN device.
+func (d *Datapath) openVXLAN() error {
+	name := d.cfg.VXLANDevice
+	if l, err := netlink.LinkByName(name); err == nil {
+		vx, ok := l.(*netlink.Vxlan)
+		if ok && vx.FlowBased && vx.Port == int(d.cfg.TunnelPort) && vx.SrcAddr.Equal(d.cfg.TunnelIP.AsSlice()) {
+			d.vxIndex = l.Attrs().Index
+			return netlink.LinkSetUp(l)
+		}
+		if err := netlink.LinkDel(l); err != nil {
+			return fmt.Errorf("ebpf: replacing device %s: %w", name, err)
+		}
+	}
+	vx := &netlink.Vxlan{LinkAttrs: netlink.LinkAttrs{Name: name}, FlowBased: true,
+		Port: int(d.cfg.TunnelPort), SrcAddr: d.cfg.TunnelIP.AsSlice()}
+	if err := netlink.LinkAdd(vx); err != nil {
+		return unsupported("creating the collect_md VXLAN device "+name, err)
+	}
+	l, err := netlink.LinkByName(name)
+	if err != nil {
+		return fmt.Errorf("ebpf: %s: %w", name, err)
+	}
+	d.vxIndex = l.Attrs().Index
+	if err := netlink.LinkSetUp(l); err != nil {
+		return fmt.Errorf("ebpf: %s up: %w", name, err)
+	}
+	return nil
+}
+
+// adopt rebuilds the Go view of pinned maps: mask slots, ports and flows
+// (as orphans).
+func (d *Datapath) adopt() error {
+	var slots [maxMasks]packet.FlowMatch
+	var used [maxMasks]bool
+	for i := range maxMasks {
+		var b []byte
+		if err := d.objs.HnMasks.Lookup(uint32(i), &b); err != nil {
+			return fmt.Errorf("ebpf: reading pinned masks: %w", err)
+		}
+		used[i], slots[i] = decodeMask(b)
+	}
+	var ifx, pno uint32
+	it := d.objs.HnIfports.Iterate()
+	for it.Next(&ifx, &pno) {
+		d.pinned[ifx] = datapath.PortNo(pno)
+		d.nextPort = max(d.nextPort, datapath.PortNo(pno))
+	}
+	now := monoNow()
+	var stale []lookupKey
+	var k lookupKey
+	var v []byte
+	fit := d.objs.HnFlows.Iterate()
+	for fit.Next(&k, &v) {
+		s := k.slot()
+		if s >= maxMasks || !used[s] {
+			stale = append(stale, k)
+			continue
+		}
+		d.flows[k] = &flow{key: k, mask: slots[s], installed: now, orphan: true}
+		d.masks[s].mask = slots[s]
+		d.masks[s].refs++
+	}
+	for _, k := range stale {
+		_ = d.objs.HnFlows.Delete(k)
+	}
+	for i := range maxMasks {
+		if used[i] && d.masks[i].refs == 0 {
+			_ = d.objs.HnMasks.Put(uint32(i), make([]byte, maskSize))
+		}
+	}
+	d.graceEnd = time.Now().Add(d.cfg.RestartGrace)
+	return nil
+}
+
+// inNetns runs fn on a fresh OS thread in the datapath's namespace.
+func (d *Datapath) inNetns(fn func() error) error {
+	if !d.ns.IsOpen() {
+		return fn()
+	}
+	errc := make(chan error, 1)
+	go func() {
+		runtime.LockOSThread() // never unlocked: the thread exits with the goroutine
+		if err := netns.Set(d.ns); err != nil {
+			errc <- fmt.Errorf("entering the datapath's network namespace: %w", err)
+			return
+		}
+		errc <- fn()
+	}()
+	return <-errc
+}
+
+// Start sets the miss handler and starts flow expiry.
+func (d *Datapath) Start(h datapath.Handler) error {
+	if h == nil {
+		return errors.New("ebpf: nil handler")
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.closed.Load() {
+		return ErrClosed
+	}
+	d.handler.Store(&h)
+	if !d.started {
+		d.started = true
+		d.wg.Add(1)
+		go d.expireLoop()
+	}
+	return nil
+}
+
+// AddPort binds interface ifname: it attaches hn_port at its TCX ingress
+// (or takes over the pinned link of a previous run, keeping the port
+// number that run gave it).
+func (d *Datapath) AddPort(ifname string) (datapath.PortNo, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.closed.Load() {
+		return 0, ErrClosed
+	}
+	if _, dup := d.byName[ifname]; dup {
+		return 0, fmt.Errorf("ebpf: interface %s is already bound", ifname)
+	}
+	var ifindex int
+	var lnks []link.Link
+	err := d.inNetns(func() error {
+		l, err := netlink.LinkByName(ifname)
+		if err != nil {
+			var nf netlink.LinkNotFoundError
+			if errors.As(err, &nf) {
+				return fmt.Errorf("%w: %s", ErrNoInterface, ifname)
+			}
+			return fmt.Errorf("ebpf: interface %s: %w", ifname, err)
+		}
+		ifindex = l.Attrs().Index
+		lnks, err = d.attach(ifindex, fmt.Sprintf("port_%d", ifindex), d.objs.HnPort, ebpf.AttachTCXIngress, nil)
+		return err
+	})
+	if err != nil {
+		return 0, err
+	}
+	no, ok := d.pinned[uint32(ifindex)]
+	if ok {
+		delete(d.pinned, uint32(ifindex))
+	} else {
+		d.nextPort++ // never reused, so a stale flow cannot reach a new port
+		no = d.nextPort
+	}
+	if err := d.objs.HnPorts.Put(uint32(no), uint32(ifindex)); err != nil {
+		lnks[0].Close()
+		return 0, fmt.Errorf("ebpf: port map: %w", err)
+	}
+	if err := d.objs.HnIfports.Put(uint32(ifindex), uint32(no)); err != nil {
+		_ = d.objs.HnPorts.Delete(uint32(no))
+		lnks[0].Close()
+		return 0, fmt.Errorf("ebpf: port map: %w", err)
+	}
+	d.ports[no] = &port{no: no, name: ifname, ifindex: ifindex, lnk: lnks[0]}
+	d.byName[ifname] = no
+	d.log.Info("port bound", "port", no, "interface", ifname, "ifindex", ifindex, "kept_number", ok)
+	return no, nil
+}
+
+// RemovePort unbinds p: its program is detached and every flow that
+// enters by it or outputs to it is removed.
+func (d *Datapath) RemovePort(p datapath.PortNo) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	pt, ok := d.ports[p]
+	if !ok {
+		return fmt.Errorf("%w: %d", ErrNoPort, p)
+	}
+	delete(d.ports, p)
+	delete(d.byName, pt.name)
+	_ = d.objs.HnIfports.Delete(uint32(pt.ifindex))
+	_ = d.objs.HnPorts.Delete(uint32(p))
+	if d.pinDir != "" {
+		_ = pt.lnk.Unpin()
+	}
+	pt.lnk.Close()
+	for k, f := range d.flows {
+		m := k.match()
+		if m.InPort == uint32(p) || d.outputsTo(k, p) {
+			d.removeLocked(k, f)
+		}
+	}
+	d.log.Info("port unbound", "port", p, "interface", pt.name)
+	return nil
+}
+
+func (d *Datapath) outputsTo(k lookupKey, p datapath.PortNo) bool {
+	var v []byte
+	if d.objs.HnFlows.Lookup(k, &v) != nil {
+		return false
+	}
+	a, _, _, _ := decodeFlowVal(v)
+	for _, x := range a.List() {
+		if x.Kind == flowtable.ActOutput && x.Port == uint32(p) {
+			return true
+		}
+	}
+	return false
+}
+
+// SetTunnelKey maps tunnel key to local port p (p == 0 removes it).
+func (d *Datapath) SetTunnelKey(key uint32, p datapath.PortNo) {
+	var err error
+	if p == 0 {
+		err = d.objs.HnTunkeys.Delete(key)
+		if errors.Is(err, ebpf.ErrKeyNotExist) {
+			err = nil
+		}
+	} else {
+		err = d.objs.HnTunkeys.Put(key, uint32(p))
+	}
+	if err != nil {
+		d.log.Error("tunnel key map update failed", "key", key, "port", p, "err", err)
+	}
+}
+
+// SetFloodSet defines flood key. At most 32 local ports and 32 IPv4
+// remotes are kept (more are logged and left out); remote ports other
+// than the datapath's TunnelPort are not honoured.
+func (d *Datapath) SetFloodSet(key uint32, local []datapath.PortNo, remote []datapath.Remote) {
+	if len(local) == 0 && len(remote) == 0 {
+		if err := d.objs.HnFloods.Delete(key); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
+			d.log.Error("flood map update failed", "key", key, "err", err)
+		}
+		return
+	}
+	var l, r []uint32
+	for _, p := range local {
+		l = append(l, uint32(p))
+	}
+	for _, x := range remote {
+		if a := x.Addr.Unmap(); a.Is4() {
+			b := a.As4()
+			r = append(r, uint32(b[0])<<24|uint32(b[1])<<16|uint32(b[2])<<8|uint32(b[3]))
+		}
+	}
+	if len(l) > maxFlood || len(r) > maxFlood {
+		d.log.Warn("flood set truncated", "key", key, "local", len(l), "remote", len(r), "max", maxFlood)
+		l, r = l[:min(len(l), maxFlood)], r[:min(len(r), maxFlood)]
+	}
+	if err := d.objs.HnFloods.Put(key, encodeFlood(l, r)); err != nil {
+		d.log.Error("flood map update failed", "key", key, "err", err)
+	}
+}
+
+// Install adds a flow; match must already be masked by mask.
+func (d *Datapath) Install(match, mask packet.FlowMatch, actions flowtable.Actions, tags []topology.Tag) error {
+	if match.Masked(mask) != match {
+		return errors.New("ebpf: match is not masked by mask")
+	}
+	if actions.N > flowtable.MaxActions {
+		return fmt.Errorf("ebpf: %d actions, at most %d", actions.N, flowtable.MaxActions)
+	}
+	for _, a := range actions.List() {
+		if a.Kind < flowtable.ActOutput || a.Kind > flowtable.ActSetL4Dst {
+			return fmt.Errorf("ebpf: unknown action kind %d", a.Kind)
+		}
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.closed.Load() {
+		return ErrClosed
+	}
+	slot, err := d.slotLocked(mask)
+	if err != nil {
+		return err
+	}
+	k := makeLookupKey(slot, &match)
+	old, replace := d.flows[k]
+	if !replace && len(d.flows) >= d.cfg.MaxFlows {
+		d.releaseSlotLocked(slot)
+		return ErrTableFull
+	}
+	if err := d.objs.HnFlows.Put(k, encodeFlowVal(&actions)); err != nil {
+		d.releaseSlotLocked(slot)
+		return fmt.Errorf("ebpf: installing a flow: %w", err)
+	}
+	if replace {
+		d.untagLocked(k, old)
+		d.releaseSlotLocked(slot) // the old entry's reference
+	}
+	f := &flow{key: k, mask: mask, tags: slices.Clone(tags), installed: monoNow()}
+	d.flows[k] = f
+	for _, t := range tags {
+		s := d.tags[t]
+		if s == nil {
+			s = map[lookupKey]struct{}{}
+			d.tags[t] = s
+		}
+		s[k] = struct{}{}
+	}
+	return nil
+}
+
+// slotLocked returns the slot of mask, taking a reference, and
+// publishes a new slot to the program before any flow uses it.
+func (d *Datapath) slotLocked(mask packet.FlowMatch) (int, error) {
+	free := -1
+	for i := range d.masks {
+		if d.masks[i].refs > 0 && d.masks[i].mask == mask {
+			d.masks[i].refs++
+			return i, nil
+		}
+		if d.masks[i].refs == 0 && free < 0 {
+			free = i
+		}
+	}
+	if free < 0 {
+		return 0, ErrTooManyMasks
+	}
+	if err := d.objs.HnMasks.Put(uint32(free), encodeMask(&mask)); err != nil {
+		return 0, fmt.Errorf("ebpf: mask map: %w", err)
+	}
+	d.masks[free] = maskSlot{mask: mask, refs: 1}
+	if err := d.writeConfig(); err != nil {
+		d.masks[free].refs = 0
+		return 0, err
+	}
+	return free, nil
+}
+
+func (d *Datapath) releaseSlotLocked(slot int) {
+	d.masks[slot].refs--
+	if d.masks[slot].refs > 0 {
+		return
+	}
+	d.masks[slot].refs = 0
+	_ = d.objs.HnMasks.Put(uint32(slot), make([]byte, maskSize))
+	_ = d.writeConfig()
+}
+
+func (d *Datapath) untagLocked(k lookupKey, f *flow) {
+	for _, t := range f.tags {
+		if s := d.tags[t]; s != nil {
+			delete(s, k)
+			if len(s) == 0 {
+				delete(d.tags, t)
+			}
+		}
+	}
+}
+
+func (d *Datapath) removeLocked(k lookupKey, f *flow) {
+	_ = d.objs.HnFlows.Delete(k)
+	d.untagLocked(k, f)
+	delete(d.flows, k)
+	d.releaseSlotLocked(k.slot())
+}
+
+// Invalidate removes every flow carrying any of tags.
+func (d *Datapath) Invalidate(tags []topology.Tag) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	for _, t := range tags {
+		for k := range d.tags[t] {
+			if f := d.flows[k]; f != nil {
+				d.removeLocked(k, f)
+			}
+		}
+	}
+}
+
+func (d *Datapath) expireLoop() {
+	defer d.wg.Done()
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-d.done:
+			return
+		case <-t.C:
+			if n := d.expire(); n > 0 {
+				d.log.Debug("flows expired", "count", n)
+			}
+		}
+	}
+}
+
+// expire removes idle, old and orphaned flows and, after the restart
+// grace, the ports of a previous run nobody bound again.
+func (d *Datapath) expire() int {
+	now := monoNow()
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	graceOver := !d.graceEnd.IsZero() && time.Now().After(d.graceEnd)
+	n := 0
+	var v []byte
+	for k, f := range d.flows {
+		last := f.installed
+		if d.objs.HnFlows.Lookup(k, &v) == nil {
+			_, _, _, lu := decodeFlowVal(v)
+			last = max(last, int64(lu))
+		}
+		hard := d.cfg.HardTimeout > 0 && now-f.installed > int64(d.cfg.HardTimeout)
+		if now-last > int64(d.cfg.IdleTimeout) || hard || (f.orphan && graceOver) {
+			d.removeLocked(k, f)
+			n++
+		}
+	}
+	if graceOver {
+		d.graceEnd = time.Time{}
+		for ifx, p := range d.pinned {
+			_ = d.objs.HnIfports.Delete(ifx)
+			_ = d.objs.HnPorts.Delete(uint32(p))
+			if l, err := link.LoadPinnedLink(filepath.Join(d.pinDir, fmt.Sprintf("link_port_%d", ifx)), nil); err == nil {
+				_ = l.Unpin()
+				l.Close()
+			}
+			d.log.Info("port of the previous run not bound again; detached", "port", p, "ifindex", ifx)
+		}
+		clear(d.pinned)
+	}
+	return n
+}
+
+// Flows lists the installed flows with their statistics.
+func (d *Datapath) Flows() []datapath.FlowInfo {
+	now := monoNow()
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	out := make([]datapath.FlowInfo, 0, len(d.flows))
+	var v []byte
+	for k, f := range d.flows {
+		if d.objs.HnFlows.Lookup(k, &v) != nil {
+			continue
+		}
+		a, pk, by, lu := decodeFlowVal(v)
+		last := max(f.installed, int64(lu))
+		out = append(out, datapath.FlowInfo{Match: k.match(), Mask: f.mask, Actions: a,
+			Packets: pk, Bytes: by, IdleNano: now - last})
+	}
+	return out
+}
+
+// Stats returns the counters of the programs (summed over CPUs) and of
+// the Go side.
+func (d *Datapath) Stats() datapath.Stats {
+	var c [stMax]uint64
+	for i := range stMax {
+		var per []uint64
+		if d.objs.HnStats.Lookup(uint32(i), &per) == nil {
+			for _, x := range per {
+				c[i] += x
+			}
+		}
+	}
+	d.mu.Lock()
+	n := len(d.flows)
+	d.mu.Unlock()
+	return datapath.Stats{
+		RxPackets:               c[stRx],
+		TxPackets:               c[stTx],
+		Hits:                    c[stHits],
+		Misses:                  c[stMisses],
+		Drops:                   c[stDrops] + c[stUpcallFail] + d.st.upcallErr.Load(),
+		Malformed:               d.st.malformed.Load(),
+		TunnelRx:                c[stTunRx],
+		TunnelTx:                c[stTunTx],
+		TunnelUnknownKey:        c[stUnknownKey],
+		Flows:                   n,
+		UpcallsDroppedRateLimit: d.st.limited.Load(),
+		StateTx:                 d.st.stateTx.Load(),
+		StateRx:                 c[stStateRx],
+		StateUnhandled:          d.st.stateUnhandled.Load(),
+	}
+}
+
+// Close stops the reader and the expiry. Without Persist it detaches
+// every program and frees the maps; with Persist the fast path keeps
+// forwarding established flows (see Destroy). It is idempotent.
+func (d *Datapath) Close() error {
+	return d.close(false)
+}
+
+// Destroy is Close that also removes the pins, detaching everything,
+// whatever Persist says.
+func (d *Datapath) Destroy() error {
+	return d.close(true)
+}
+
+func (d *Datapath) close(destroy bool) error {
+	d.mu.Lock()
+	if d.closed.Swap(true) {
+		d.mu.Unlock()
+		if destroy {
+			d.removePins()
+		}
+		return nil
+	}
+	close(d.done)
+	d.mu.Unlock()
+	d.teardown(destroy)
+	d.wg.Wait()
+	d.ns.Close()
+	d.log.Info("datapath stopped", "destroyed", destroy || d.pinDir == "")
+	return nil
+}
+
+func (d *Datapath) teardown(destroy bool) {
+	if d.tap != nil {
+		d.tap.Close() // wakes the reader
+	}
+	if d.udp != nil {
+		d.udp.Close()
+	}
+	if d.txFD >= 0 {
+		unix.Close(d.txFD)
+	}
+	keep := d.pinDir != "" && !destroy
+	d.mu.Lock()
+	for _, p := range d.ports {
+		if !keep && d.pinDir != "" {
+			_ = p.lnk.Unpin()
+		}
+		p.lnk.Close()
+	}
+	d.mu.Unlock()
+	for _, l := range d.vxLinks {
+		if !keep && d.pinDir != "" {
+			_ = l.Unpin()
+		}
+		l.Close()
+	}
+	if !keep && d.vxIndex != 0 {
+		_ = d.inNetns(func() error {
+			if l, err := netlink.LinkByIndex(d.vxIndex); err == nil {
+				_ = netlink.LinkDel(l)
+			}
+			return nil
+		})
+	}
+	d.objs.Close()
+	if !keep && d.pinDir != "" {
+		d.removePins()
+	}
+}
+
+// removePins unpins every link and map of this datapath's directory.
+func (d *Datapath) removePins() {
+	if d.pinDir == "" {
+		return
+	}
+	ents, _ := os.ReadDir(d.pinDir)
+	for _, e := range ents {
+		p := filepath.Join(d.pinDir, e.Name())
+		if strings.HasPrefix(e.Name(), "link_") {
+			if l, err := link.LoadPinnedLink(p, nil); err == nil {
+				_ = l.Unpin()
+				l.Close() // the last reference: detaches
+				continue
+			}
+		}
+		_ = os.Remove(p)
+	}
+	_ = os.Remove(d.pinDir)
+}

@@ -1,0 +1,420 @@
+package ebpf
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"os"
+	"time"
+	"unsafe"
+
+	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
+
+	"hivenet/internal/datapath"
+	"hivenet/internal/flowtable"
+	"hivenet/internal/packet"
+)
+
+const (
+	vnetHdrLen = 10
+	// maxFrame is the largest frame read or sent: a 64 KB superframe with
+	// its Ethernet and VLAN headers.
+	maxFrame = 65536 + 18
+	// maxUDPPayload is the largest IPv4 UDP payload.
+	maxUDPPayload = 65507
+	sockBuf       = 4 << 20
+	gsoNeedsCsum  = 1
+)
+
+// openTap creates the upcall TAP (non-persistent: it vanishes with the
+// process) with the virtio_net_hdr and offloads, so superframes and
+// partial checksums come up unchanged.
+func (d *Datapath) openTap() error {
+	fd, err := unix.Open("/dev/net/tun", unix.O_RDWR|unix.O_CLOEXEC|unix.O_NONBLOCK, 0)
+	if err != nil {
+		return unsupported("opening /dev/net/tun", err)
+	}
+	fail := func(what string, e error) error {
+		unix.Close(fd)
+		return fmt.Errorf("ebpf: upcall device %s: %s: %w", d.cfg.UpcallDevice, what, e)
+	}
+	ifr, err := unix.NewIfreq(d.cfg.UpcallDevice)
+	if err != nil {
+		return fail("name", err)
+	}
+	ifr.SetUint16(unix.IFF_TAP | unix.IFF_NO_PI | unix.IFF_VNET_HDR)
+	if err := unix.IoctlIfreq(fd, unix.TUNSETIFF, ifr); err != nil {
+		return fail("TUNSETIFF", err)
+	}
+	if err := unix.IoctlSetPointerInt(fd, unix.TUNSETVNETHDRSZ, vnetHdrLen); err != nil {
+		return fail("TUNSETVNETHDRSZ", err)
+	}
+	if err := unix.IoctlSetInt(fd, unix.TUNSETOFFLOAD, unix.TUN_F_CSUM|unix.TUN_F_TSO4|unix.TUN_F_TSO6); err != nil {
+		return fail("TUNSETOFFLOAD", err)
+	}
+	l, err := netlink.LinkByName(d.cfg.UpcallDevice)
+	if err != nil {
+		return fail("lookup", err)
+	}
+	_ = netlink.LinkSetARPOff(l)
+	if err := netlink.LinkSetUp(l); err != nil {
+		return fail("up", err)
+	}
+	d.tapIndex = l.Attrs().Index
+	d.tap = os.NewFile(uintptr(fd), "tap:"+d.cfg.UpcallDevice)
+	return nil
+}
+
+// openSockets opens the AF_PACKET socket Execute sends with and the UDP
+// socket of flow-state messages.
+func (d *Datapath) openSockets() error {
+	fd, err := unix.Socket(unix.AF_PACKET, unix.SOCK_RAW|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return fmt.Errorf("ebpf: AF_PACKET socket: %w", err)
+	}
+	d.txFD = fd
+	if err := unix.SetsockoptInt(fd, unix.SOL_PACKET, unix.PACKET_VNET_HDR, 1); err != nil {
+		return fmt.Errorf("ebpf: PACKET_VNET_HDR: %w", err)
+	}
+	if unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_SNDBUFFORCE, sockBuf) != nil {
+		_ = unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_SNDBUF, sockBuf)
+	}
+	u, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return fmt.Errorf("ebpf: UDP socket: %w", err)
+	}
+	d.udp = os.NewFile(uintptr(u), "udp:state")
+	if err := unix.Bind(u, &unix.SockaddrInet4{Addr: d.cfg.TunnelIP.As4()}); err != nil {
+		return fmt.Errorf("ebpf: binding the state socket to %v: %w", d.cfg.TunnelIP, err)
+	}
+	return nil
+}
+
+// readUpcalls reads the upcall TAP until it is closed.
+func (d *Datapath) readUpcalls() {
+	defer d.wg.Done()
+	buf := make([]byte, vnetHdrLen+metaSize+maxFrame+4)
+	var u datapath.Upcall
+	for {
+		n, err := d.tap.Read(buf)
+		if err != nil {
+			if d.closed.Load() || errors.Is(err, os.ErrClosed) {
+				return
+			}
+			d.st.upcallErr.Add(1)
+			time.Sleep(time.Millisecond)
+			continue
+		}
+		if n < vnetHdrLen+metaSize {
+			continue
+		}
+		m := decodeMeta(buf[vnetHdrLen:])
+		if m.magic != upcallMagic {
+			continue // the host stack's own traffic on the TAP (none expected: no addresses, no ARP)
+		}
+		gso := decodeVnet(buf[:vnetHdrLen])
+		frame := buf[vnetHdrLen+metaSize : n]
+		switch m.reason {
+		case reasonState:
+			if h := d.stateHandler.Load(); h != nil {
+				(*h)(frame)
+			} else {
+				d.st.stateUnhandled.Add(1)
+			}
+			continue
+		case reasonMiss:
+		default:
+			continue
+		}
+		// Offsets in the virtio_net_hdr count from the start of the data,
+		// which held the upcall header.
+		gso.CsumStart = subClamp(gso.CsumStart, metaSize)
+		gso.HdrLen = subClamp(gso.HdrLen, metaSize)
+		if m.vlanProto != 0 {
+			// Put the offloaded tag back in the frame: the 12 bytes of
+			// addresses move 4 bytes left into the header's room.
+			start := vnetHdrLen + metaSize - 4
+			copy(buf[start:start+12], buf[start+4:start+16])
+			binary.BigEndian.PutUint16(buf[start+12:], m.vlanProto)
+			binary.BigEndian.PutUint16(buf[start+14:], m.vlanTCI)
+			frame = buf[start:n]
+			if gso.Flags&gsoNeedsCsum != 0 {
+				gso.CsumStart += 4
+			}
+			if gso.HdrLen != 0 {
+				gso.HdrLen += 4
+			}
+		}
+		in := datapath.PortNo(m.inPort)
+		if !d.allowUpcall(in) {
+			d.st.limited.Add(1)
+			continue
+		}
+		h := d.handler.Load()
+		if h == nil {
+			continue
+		}
+		u = datapath.Upcall{InPort: in, Frame: frame, GSO: gso}
+		if err := packet.Parse(frame, uint32(in), &u.Match); err != nil {
+			d.st.malformed.Add(1)
+			continue
+		}
+		(*h)(&u)
+	}
+}
+
+func subClamp(v, n uint16) uint16 {
+	if v < n {
+		return 0
+	}
+	return v - n
+}
+
+func decodeVnet(b []byte) datapath.GSO {
+	return datapath.GSO{
+		Flags:      b[0],
+		GSOType:    b[1],
+		HdrLen:     binary.LittleEndian.Uint16(b[2:]),
+		GSOSize:    binary.LittleEndian.Uint16(b[4:]),
+		CsumStart:  binary.LittleEndian.Uint16(b[6:]),
+		CsumOffset: binary.LittleEndian.Uint16(b[8:]),
+	}
+}
+
+func encodeVnet(b []byte, g datapath.GSO) {
+	b[0], b[1] = g.Flags, g.GSOType
+	binary.LittleEndian.PutUint16(b[2:], g.HdrLen)
+	binary.LittleEndian.PutUint16(b[4:], g.GSOSize)
+	binary.LittleEndian.PutUint16(b[6:], g.CsumStart)
+	binary.LittleEndian.PutUint16(b[8:], g.CsumOffset)
+}
+
+// bucket is a per-port token bucket for upcalls, touched only by the
+// upcall reader.
+type bucket struct {
+	tokens float64
+	last   time.Duration
+}
+
+func (d *Datapath) allowUpcall(p datapath.PortNo) bool {
+	now := time.Since(d.rateStart)
+	v, _ := d.buckets.LoadOrStore(p, &bucket{tokens: float64(d.cfg.UpcallBurst), last: now})
+	b := v.(*bucket)
+	b.tokens = min(float64(d.cfg.UpcallBurst), b.tokens+(now-b.last).Seconds()*float64(d.cfg.UpcallRate))
+	b.last = now
+	if b.tokens < 1 {
+		return false
+	}
+	b.tokens--
+	return true
+}
+
+// Execute sends frame, entering at inPort with its GSO metadata, through
+// actions: rewrites are applied to a copy in Go, outputs are sent by the
+// kernel (AF_PACKET with the virtio_net_hdr; tunnel outputs through the
+// VXLAN device with an exec-slot mark).
+func (d *Datapath) Execute(inPort datapath.PortNo, frame []byte, gso datapath.GSO, actions *flowtable.Actions) error {
+	if len(frame) > maxFrame {
+		return fmt.Errorf("ebpf: frame of %d bytes exceeds %d", len(frame), maxFrame)
+	}
+	if len(frame) < 14 {
+		return fmt.Errorf("ebpf: frame of %d bytes is shorter than an Ethernet header", len(frame))
+	}
+	if d.closed.Load() {
+		return ErrClosed
+	}
+	bp := d.bufPool.Get().(*[]byte)
+	defer d.bufPool.Put(bp)
+	b := (*bp)[:vnetHdrLen+len(frame)]
+	copy(b[vnetHdrLen:], frame)
+	f := b[vnetHdrLen:]
+	var rw datapath.Rewriter
+	var errs []error
+	for i := range actions.List() {
+		a := &actions.A[i]
+		switch a.Kind {
+		case flowtable.ActOutput:
+			if a.Port == uint32(inPort) {
+				continue
+			}
+			errs = append(errs, d.sendPort(datapath.PortNo(a.Port), b, gso))
+		case flowtable.ActTunnel:
+			errs = append(errs, d.sendTunnel(a.Key, a.Remote, b, gso))
+		case flowtable.ActFlood:
+			errs = append(errs, d.flood(inPort, a.Key, b, gso))
+		default:
+			if datapath.IsRewrite(a.Kind) {
+				if err := rw.Apply(f, gso, a); err != nil {
+					return errors.Join(append(errs, err)...)
+				}
+				continue
+			}
+			return fmt.Errorf("ebpf: unknown action kind %d", a.Kind)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func (d *Datapath) portIfindex(p datapath.PortNo) (int, bool) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	pt, ok := d.ports[p]
+	if !ok {
+		return 0, false
+	}
+	return pt.ifindex, true
+}
+
+func (d *Datapath) sendPort(p datapath.PortNo, b []byte, gso datapath.GSO) error {
+	ifx, ok := d.portIfindex(p)
+	if !ok {
+		return fmt.Errorf("%w: %d", ErrNoPort, p)
+	}
+	return d.send(ifx, b, gso, 0)
+}
+
+func (d *Datapath) sendTunnel(vni uint32, remote [4]byte, b []byte, gso datapath.GSO) error {
+	r := binary.BigEndian.Uint32(remote[:])
+	d.execMu.RLock()
+	slot, ok := d.execSlots[execKey{vni, r}]
+	d.execMu.RUnlock()
+	if !ok {
+		var err error
+		if slot, err = d.newExecSlot(execKey{vni, r}); err != nil {
+			return err
+		}
+	}
+	d.execMu.RLock()
+	defer d.execMu.RUnlock()
+	return d.send(d.vxIndex, b, gso, execMark|slot)
+}
+
+// newExecSlot allocates a mark for (vni, remote); when the 65535 slots
+// are used up they are all forgotten and numbering starts again.
+func (d *Datapath) newExecSlot(k execKey) (uint32, error) {
+	d.execMu.Lock()
+	defer d.execMu.Unlock()
+	if s, ok := d.execSlots[k]; ok {
+		return s, nil
+	}
+	if len(d.execSlots) >= 0xffff {
+		clear(d.execSlots)
+	}
+	s := uint32(len(d.execSlots) + 1)
+	v := make([]byte, execTunSize)
+	binary.LittleEndian.PutUint32(v[0:], k.vni)
+	binary.LittleEndian.PutUint32(v[4:], k.remote)
+	if err := d.objs.HnExec.Put(s, v); err != nil {
+		return 0, fmt.Errorf("ebpf: exec map: %w", err)
+	}
+	d.execSlots[k] = s
+	return s, nil
+}
+
+func (d *Datapath) flood(in datapath.PortNo, key uint32, b []byte, gso datapath.GSO) error {
+	var v []byte
+	if err := d.objs.HnFloods.Lookup(key, &v); err != nil {
+		return nil // no flood set: nothing to do
+	}
+	nl, nr := binary.LittleEndian.Uint32(v[0:]), binary.LittleEndian.Uint32(v[4:])
+	var errs []error
+	for i := range min(nl, maxFlood) {
+		p := datapath.PortNo(binary.LittleEndian.Uint32(v[8+4*i:]))
+		if p != in {
+			errs = append(errs, d.sendPort(p, b, gso))
+		}
+	}
+	for i := range min(nr, maxFlood) {
+		var r [4]byte
+		binary.BigEndian.PutUint32(r[:], binary.LittleEndian.Uint32(v[8+4*maxFlood+4*i:]))
+		errs = append(errs, d.sendTunnel(key, r, b, gso))
+	}
+	return errors.Join(errs...)
+}
+
+// send writes virtio_net_hdr+frame (b) to ifindex with an optional mark.
+func (d *Datapath) send(ifindex int, b []byte, gso datapath.GSO, mark uint32) error {
+	encodeVnet(b[:vnetHdrLen], gso)
+	et := binary.BigEndian.Uint16(b[vnetHdrLen+12:])
+	sa := unix.RawSockaddrLinklayer{Family: unix.AF_PACKET, Protocol: htons(et), Ifindex: int32(ifindex)}
+	var oob []byte
+	if mark != 0 {
+		oob = make([]byte, unix.CmsgSpace(4))
+		h := (*unix.Cmsghdr)(unsafe.Pointer(&oob[0]))
+		h.Level, h.Type = unix.SOL_SOCKET, unix.SO_MARK
+		h.SetLen(unix.CmsgLen(4))
+		binary.NativeEndian.PutUint32(oob[unix.CmsgLen(0):], mark)
+	}
+	iov := unix.Iovec{Base: &b[0]}
+	iov.SetLen(len(b))
+	msg := unix.Msghdr{Name: (*byte)(unsafe.Pointer(&sa)), Namelen: unix.SizeofSockaddrLinklayer, Iov: &iov, Iovlen: 1}
+	if len(oob) > 0 {
+		msg.Control = &oob[0]
+		msg.SetControllen(len(oob))
+	}
+	for {
+		_, _, e := unix.Syscall(unix.SYS_SENDMSG, uintptr(d.txFD), uintptr(unsafe.Pointer(&msg)), 0)
+		if e == unix.EINTR {
+			continue
+		}
+		if e != 0 {
+			return fmt.Errorf("ebpf: sending to ifindex %d: %w", ifindex, e)
+		}
+		return nil
+	}
+}
+
+func htons(v uint16) uint16 { return v<<8 | v>>8 }
+
+// SendState sends msg to remote as one VXLAN datagram with VNI
+// datapath.StateKey from the state socket. msg must be at least 14 bytes
+// (the receiving collect_md device reads an Ethernet header).
+func (d *Datapath) SendState(remote datapath.Remote, msg []byte) error {
+	a := remote.Addr.Unmap()
+	if !a.Is4() {
+		return fmt.Errorf("ebpf: flow state to %v: the tunnel is IPv4", remote.Addr)
+	}
+	if len(msg) > maxUDPPayload-packet.VXLANHeaderLen {
+		return fmt.Errorf("ebpf: flow-state message of %d bytes exceeds %d", len(msg), maxUDPPayload-packet.VXLANHeaderLen)
+	}
+	if d.closed.Load() {
+		return ErrClosed
+	}
+	port := remote.Port
+	if port == 0 {
+		port = d.cfg.TunnelPort
+	}
+	bp := d.bufPool.Get().(*[]byte)
+	defer d.bufPool.Put(bp)
+	b := (*bp)[:packet.VXLANHeaderLen+len(msg)]
+	copy(b[packet.VXLANHeaderLen:], msg)
+	packet.PutVXLAN(b, datapath.StateKey)
+	rc, err := d.udp.SyscallConn()
+	if err != nil {
+		return err
+	}
+	var serr error
+	if err := rc.Write(func(fd uintptr) bool {
+		serr = unix.Sendto(int(fd), b, 0, &unix.SockaddrInet4{Addr: a.As4(), Port: int(port)})
+		return true
+	}); err != nil {
+		return fmt.Errorf("ebpf: flow state to %v: %w", a, err)
+	}
+	if serr != nil {
+		return fmt.Errorf("ebpf: flow state to %v: %w", a, serr)
+	}
+	d.st.stateTx.Add(1)
+	return nil
+}
+
+// SetStateHandler sets the function the upcall reader calls with every
+// flow-state message; nil removes it (messages are then counted in
+// StateUnhandled).
+func (d *Datapath) SetStateHandler(h func(msg []byte)) {
+	if h == nil {
+		d.stateHandler.Store(nil)
+		return
+	}
+	d.stateHandler.Store(&h)
+}
