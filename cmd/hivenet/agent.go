@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/netip"
@@ -11,6 +12,8 @@ import (
 	"github.com/spf13/cobra"
 
 	"hivenet/internal/agent"
+	"hivenet/internal/datapath"
+	"hivenet/internal/datapath/ebpf"
 	"hivenet/internal/datapath/userspace"
 	"hivenet/internal/flowstate/conntrack"
 	"hivenet/internal/store"
@@ -19,7 +22,7 @@ import (
 func init() {
 	var (
 		host, tunnelIP, endpoints, dpName, logLevel string
-		stateDir                                    string
+		stateDir, bpfPinRoot                        string
 		mappings                                    []string
 		tunnelPort                                  uint16
 		hostTTL, flowIdle, flowHard, stateIdle      time.Duration
@@ -35,8 +38,8 @@ func init() {
 			if err != nil || !ip.Is4() {
 				return fmt.Errorf("--tunnel-ip: %q is not an IPv4 address", tunnelIP)
 			}
-			if dpName != "userspace" {
-				return fmt.Errorf("--datapath: %q is not supported (supported: userspace)", dpName)
+			if dpName != "userspace" && dpName != "ebpf" {
+				return fmt.Errorf("--datapath: %q is not supported (supported: userspace, ebpf)", dpName)
 			}
 			if stateIdle <= flowHard {
 				return fmt.Errorf("--flow-state-idle (%v) must exceed --flow-hard-timeout (%v)", stateIdle, flowHard)
@@ -51,9 +54,25 @@ func init() {
 				return err
 			}
 			defer st.Close()
-			dp, err := userspace.New(userspace.Config{TunnelIP: ip, TunnelPort: tunnelPort, MaxFlows: maxFlows, IdleTimeout: flowIdle, HardTimeout: flowHard, Logger: log.With("component", "datapath")})
-			if err != nil {
-				return err
+			var dp datapath.Datapath
+			if dpName == "ebpf" {
+				e, err := ebpf.New(ebpf.Config{Name: host, TunnelIP: ip, TunnelPort: tunnelPort, PinRoot: bpfPinRoot, Persist: true,
+					MaxFlows: maxFlows, IdleTimeout: flowIdle, HardTimeout: flowHard, Logger: log.With("component", "datapath")})
+				switch {
+				case errors.Is(err, ebpf.ErrUnsupported):
+					log.Warn("eBPF datapath not supported here; falling back to the userspace datapath", "err", err)
+					dpName = "userspace"
+				case err != nil:
+					return err
+				default:
+					dp = e
+				}
+			}
+			if dp == nil {
+				dp, err = userspace.New(userspace.Config{TunnelIP: ip, TunnelPort: tunnelPort, MaxFlows: maxFlows, IdleTimeout: flowIdle, HardTimeout: flowHard, Logger: log.With("component", "datapath")})
+				if err != nil {
+					return err
+				}
 			}
 			a, err := agent.New(agent.Config{
 				Host: host, TunnelIP: ip, TunnelPort: tunnelPort, Store: st, Datapath: dp,
@@ -72,7 +91,8 @@ func init() {
 	f.StringVar(&tunnelIP, "tunnel-ip", "", "underlay IPv4 address other hosts reach this host's VXLAN endpoint on (required)")
 	f.Uint16Var(&tunnelPort, "tunnel-port", 4789, "UDP port for VXLAN")
 	f.StringVar(&endpoints, "etcd-endpoints", "http://127.0.0.1:2379", "comma-separated etcd client URLs")
-	f.StringVar(&dpName, "datapath", "userspace", "datapath implementation: userspace")
+	f.StringVar(&dpName, "datapath", "userspace", "datapath implementation: userspace, or ebpf (falls back to userspace where the kernel lacks support)")
+	f.StringVar(&bpfPinRoot, "bpf-pin-root", "/sys/fs/bpf/hivenet", "ebpf datapath: bpffs directory where maps and links are pinned (under <host>/) so forwarding survives agent restarts; under `ip netns exec` use a bpffs mounted outside /sys")
 	f.DurationVar(&hostTTL, "host-ttl", 5*time.Second, "lease TTL of the host registration, bindings and learned MACs")
 	f.IntVar(&maxFlows, "max-flows", 65536, "flow table capacity")
 	f.DurationVar(&flowIdle, "flow-idle-timeout", 30*time.Second, "idle time after which a flow is removed")

@@ -317,7 +317,7 @@ func (d *Datapath) setup() error {
 	opts := &ebpf.CollectionOptions{}
 	adopt := false
 	if d.cfg.Persist {
-		if err := ensureBPFFS(filepath.Dir(d.cfg.PinRoot)); err != nil {
+		if err := ensureBPFFS(d.cfg.PinRoot); err != nil {
 			return err
 		}
 		d.pinDir = filepath.Join(d.cfg.PinRoot, d.cfg.Name)
@@ -400,11 +400,22 @@ func loadError(err error) error {
 	return fmt.Errorf("ebpf: loading the BPF programs: %w", err)
 }
 
-// ensureBPFFS mounts bpffs on dir when it is not one.
-func ensureBPFFS(dir string) error {
-	var st unix.Statfs_t
-	if err := unix.Statfs(dir, &st); err == nil && st.Type == unix.BPF_FS_MAGIC {
+// ensureBPFFS makes sure root is on a bpffs: fine if root (or, when it
+// does not exist yet, its parent) is on one; otherwise bpffs is mounted
+// on /sys/fs/bpf for roots under it (the default; `ip netns exec` leaves
+// it unmounted) or on root itself.
+func ensureBPFFS(root string) error {
+	isBPF := func(p string) bool {
+		var st unix.Statfs_t
+		return unix.Statfs(p, &st) == nil && st.Type == unix.BPF_FS_MAGIC
+	}
+	parent := filepath.Dir(root)
+	if isBPF(root) || isBPF(parent) {
 		return nil
+	}
+	dir := root
+	if parent == "/sys/fs/bpf" {
+		dir = parent
 	}
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return fmt.Errorf("ebpf: %s: %w", dir, err)
