@@ -24,6 +24,9 @@ fi
 echo "== go vet"
 go vet ./...
 
+echo "== staticcheck (pinned in go.mod as a tool)"
+go tool staticcheck ./...
+
 echo "== go test -race (unit, fuzz seeds, privileged namespace tests)"
 # The end-to-end tests run a hivenet binary built with -race too: a data race
 # in the server or an agent under real traffic fails the test that saw it.

@@ -301,7 +301,7 @@ func (s *Server) setGateway(tx *store.Tx, c *caller, r *translate.Router, req *g
 	}
 	var fixed []translate.FixedIP
 	for _, f := range req.info.ExternalFixedIPs {
-		fixed = append(fixed, translate.FixedIP{SubnetID: f.SubnetID, IPAddress: f.IPAddress})
+		fixed = append(fixed, translate.FixedIP(f))
 	}
 	gw, err := s.newRouterPort(tx, n, r, translate.OwnerRouterGateway, fixed, req.fixedGiven)
 	if err != nil {
@@ -311,7 +311,7 @@ func (s *Server) setGateway(tx *store.Tx, c *caller, r *translate.Router, req *g
 	info := *req.info
 	info.ExternalFixedIPs = nil
 	for _, f := range gw.FixedIPs {
-		info.ExternalFixedIPs = append(info.ExternalFixedIPs, translate.ExternalFixedIP{SubnetID: f.SubnetID, IPAddress: f.IPAddress})
+		info.ExternalFixedIPs = append(info.ExternalFixedIPs, translate.ExternalFixedIP(f))
 	}
 	r.GatewayInfo = &info
 	return gw, nil

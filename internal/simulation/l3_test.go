@@ -54,8 +54,6 @@ type l3Parse struct {
 	keys    map[string]uint32 // bridge name -> flood key
 	routers []string
 	chains  []string
-	groups  []string
-	physnet []string
 	addrs   []netip.Addr
 	macs    []topology.MAC // of ARP entries
 }
