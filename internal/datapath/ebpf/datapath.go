@@ -665,9 +665,14 @@ func (d *Datapath) RemovePort(p datapath.PortNo) error {
 		_ = pt.lnk.Unpin()
 	}
 	pt.lnk.Close()
+	vals, err := d.dumpFlows()
+	if err != nil {
+		d.log.Error("reading flows failed; removing only those entering by the port", "port", p, "err", err)
+	}
 	for k, f := range d.flows {
 		m := k.match()
-		if m.InPort == uint32(p) || d.outputsTo(k, p) {
+		v, ok := vals[k]
+		if m.InPort == uint32(p) || (ok && outputsTo(v[:], p)) {
 			d.removeLocked(k, f)
 		}
 	}
@@ -675,11 +680,37 @@ func (d *Datapath) RemovePort(p datapath.PortNo) error {
 	return nil
 }
 
-func (d *Datapath) outputsTo(k lookupKey, p datapath.PortNo) bool {
-	var v []byte
-	if d.objs.HnFlows.Lookup(k, &v) != nil {
-		return false
+// dumpFlows reads every entry of hn_flows with batch lookups (256 a
+// call), or by iteration where the kernel has no batch operations.
+func (d *Datapath) dumpFlows() (map[lookupKey][flowValSize]byte, error) {
+	out := make(map[lookupKey][flowValSize]byte)
+	keys := make([]lookupKey, 256)
+	vals := make([][flowValSize]byte, 256)
+	var cur ebpf.MapBatchCursor
+	for {
+		n, err := d.objs.HnFlows.BatchLookup(&cur, keys, vals, nil)
+		for i := range n {
+			out[keys[i]] = vals[i]
+		}
+		switch {
+		case errors.Is(err, ebpf.ErrKeyNotExist):
+			return out, nil
+		case errors.Is(err, ebpf.ErrNotSupported):
+			clear(out)
+			var k lookupKey
+			var v [flowValSize]byte
+			it := d.objs.HnFlows.Iterate()
+			for it.Next(&k, &v) {
+				out[k] = v
+			}
+			return out, it.Err()
+		case err != nil:
+			return out, err
+		}
 	}
+}
+
+func outputsTo(v []byte, p datapath.PortNo) bool {
 	a, _, _, _ := decodeFlowVal(v)
 	for _, x := range a.List() {
 		if x.Kind == flowtable.ActOutput && x.Port == uint32(p) {
@@ -870,16 +901,20 @@ func (d *Datapath) expireLoop() {
 // expire removes idle, old and orphaned flows and, after the restart
 // grace, the ports of a previous run nobody bound again.
 func (d *Datapath) expire() int {
+	vals, err := d.dumpFlows()
+	if err != nil {
+		d.log.Error("reading flow statistics failed", "err", err)
+		return 0
+	}
 	now := monoNow()
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	graceOver := !d.graceEnd.IsZero() && time.Now().After(d.graceEnd)
 	n := 0
-	var v []byte
 	for k, f := range d.flows {
 		last := f.installed
-		if d.objs.HnFlows.Lookup(k, &v) == nil {
-			_, _, _, lu := decodeFlowVal(v)
+		if v, ok := vals[k]; ok {
+			_, _, _, lu := decodeFlowVal(v[:])
 			last = max(last, int64(lu))
 		}
 		hard := d.cfg.HardTimeout > 0 && now-f.installed > int64(d.cfg.HardTimeout)
@@ -906,16 +941,20 @@ func (d *Datapath) expire() int {
 
 // Flows lists the installed flows with their statistics.
 func (d *Datapath) Flows() []datapath.FlowInfo {
+	vals, err := d.dumpFlows()
+	if err != nil {
+		d.log.Error("reading flow statistics failed", "err", err)
+	}
 	now := monoNow()
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	out := make([]datapath.FlowInfo, 0, len(d.flows))
-	var v []byte
 	for k, f := range d.flows {
-		if d.objs.HnFlows.Lookup(k, &v) != nil {
-			continue
+		v, ok := vals[k]
+		if !ok {
+			continue // installed after the dump
 		}
-		a, pk, by, lu := decodeFlowVal(v)
+		a, pk, by, lu := decodeFlowVal(v[:])
 		last := max(f.installed, int64(lu))
 		out = append(out, datapath.FlowInfo{Match: k.match(), Mask: f.mask, Actions: a,
 			Packets: pk, Bytes: by, IdleNano: now - last})

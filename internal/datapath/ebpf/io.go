@@ -235,9 +235,6 @@ func (d *Datapath) Execute(inPort datapath.PortNo, frame []byte, gso datapath.GS
 		a := &actions.A[i]
 		switch a.Kind {
 		case flowtable.ActOutput:
-			if a.Port == uint32(inPort) {
-				continue
-			}
 			errs = append(errs, d.sendPort(datapath.PortNo(a.Port), b, gso))
 		case flowtable.ActTunnel:
 			errs = append(errs, d.sendTunnel(a.Key, a.Remote, b, gso))

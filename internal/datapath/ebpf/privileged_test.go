@@ -115,6 +115,7 @@ type agentFunc func(l *lab, i int, u *datapath.Upcall) (mask packet.FlowMatch, a
 type lab struct {
 	prefix  string
 	persist bool
+	idle    time.Duration // IdleTimeout of the datapaths (0: default)
 	agent   agentFunc
 	dp      [3]*Datapath
 	port    [3]datapath.PortNo
@@ -185,7 +186,7 @@ func (l *lab) name(i int) string { return fmt.Sprintf("%sh%d", l.prefix, i) }
 func (l *lab) start(t *testing.T, i int) {
 	t.Helper()
 	inNS(t, nsName(l.prefix, fmt.Sprintf("h%d", i)), func() error {
-		d, err := New(Config{Name: l.name(i), TunnelIP: l.ul[i], Persist: l.persist, RestartGrace: 2 * time.Second, Logger: testLogger(t)})
+		d, err := New(Config{Name: l.name(i), TunnelIP: l.ul[i], Persist: l.persist, RestartGrace: 2 * time.Second, IdleTimeout: l.idle, Logger: testLogger(t)})
 		l.dp[i] = d
 		return err
 	})
@@ -576,4 +577,29 @@ func TestPrivilegedRestart(t *testing.T) {
 		}
 	}
 	l.dp[1].mu.Unlock()
+}
+
+// TestPrivilegedIdleExpiry: the statistics the programs keep drive idle
+// expiry: a flow in use (pings every 0.2 s, idle timeout 1 s) stays for
+// 3 s without a new upcall, and goes within about 2 s once unused.
+func TestPrivilegedIdleExpiry(t *testing.T) {
+	requireRoot(t)
+	prefix := "hbp-x-"
+	l := buildLab(t, prefix, nil, false)
+	l.agent, l.idle = bridgeAgent, time.Second
+	for i := 1; i <= 2; i++ {
+		l.upcall[i], l.states[i], l.tag[i] = new(atomic.Int64), new(atomic.Int64), topology.Tag(100+i)
+		l.start(t, i)
+	}
+	vm1 := nsName(prefix, "vm1")
+	ping(t, vm1, l.vmIP[2], 2, 2)
+	before := l.upcall[1].Load()
+	ping(t, vm1, l.vmIP[2], 15, 15) // 3 s, every 0.2 s
+	if got := l.upcall[1].Load() - before; got != 0 {
+		t.Errorf("%d upcalls while the flow was in use: it expired although busy", got)
+	}
+	if len(l.dp[1].Flows()) == 0 {
+		t.Fatal("no flow after the pings")
+	}
+	waitFor(t, "idle flows to expire", func() bool { return len(l.dp[1].Flows()) == 0 })
 }
