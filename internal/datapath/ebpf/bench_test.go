@@ -3,9 +3,21 @@ package ebpf
 import (
 	"encoding/json"
 	"fmt"
+	"net"
+	"net/netip"
 	"os"
+	"strconv"
+	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
+
+	"hivenet/internal/datapath"
+	"hivenet/internal/flowtable"
+	"hivenet/internal/packet"
+	"hivenet/internal/topology"
 )
 
 // buildKernelLab builds the same four namespaces as buildLab but joins
@@ -97,4 +109,94 @@ func TestPrivilegedBenchCompare(t *testing.T) {
 	if up := el.upcall[1].Load(); up > 50 {
 		t.Errorf("%d upcalls on host 1: the measured traffic should run in the programs", up)
 	}
+}
+
+// TestPrivilegedBenchFlowSetup measures flow setups per second: vm1 sends
+// one UDP datagram on each of n new 5-tuples (crafted frames on an
+// AF_PACKET socket); each misses, goes up, and the handler installs an
+// exact flow and executes the frame. It reports the rate at which
+// host 1 installed them (rate limit raised out of the way) and how many
+// reached vm2. Runs only with HBP_BENCH=1.
+func TestPrivilegedBenchFlowSetup(t *testing.T) {
+	requireRoot(t)
+	if os.Getenv("HBP_BENCH") != "1" {
+		t.Skip("set HBP_BENCH=1 to run the flow-setup benchmark")
+	}
+	const n = 20000
+	prefix := "hbp-f-"
+	l := buildLab(t, prefix, nil, false)
+	l.rate = 1 << 30
+	exact := packet.MaskOf(packet.FInPort | packet.FEthType | packet.FIPSrc | packet.FIPDst | packet.FIPProto | packet.FSrcPort | packet.FDstPort)
+	l.agent = func(l *lab, i int, u *datapath.Upcall) (packet.FlowMatch, flowtable.Actions) {
+		_, a := bridgeAgent(l, i, u)
+		if u.Match.EthType == packet.EthTypeIPv4 {
+			return exact, a
+		}
+		return packet.MaskOf(packet.FInPort | packet.FEthType), a
+	}
+	for i := 1; i <= 2; i++ {
+		l.upcall[i], l.states[i], l.tag[i] = new(atomic.Int64), new(atomic.Int64), topology.Tag(100+i)
+		l.start(t, i)
+	}
+	vm1, vm2 := nsName(prefix, "vm1"), nsName(prefix, "vm2")
+	ping(t, vm1, l.vmIP[2], 2, 2)
+	rx0 := udpInDatagrams(t, vm2)
+	before := l.upcall[1].Load()
+	src, dst := netip.MustParseAddr(l.vmIP[1]), netip.MustParseAddr(l.vmIP[2])
+	start := time.Now()
+	inNS(t, vm1, func() error {
+		fd, err := unix.Socket(unix.AF_PACKET, unix.SOCK_RAW|unix.SOCK_CLOEXEC, 0)
+		if err != nil {
+			return err
+		}
+		defer unix.Close(fd)
+		ifi, err := net.InterfaceByName("eth0")
+		if err != nil {
+			return err
+		}
+		sa := &unix.SockaddrLinklayer{Ifindex: ifi.Index, Protocol: 0x0008}
+		var b []byte
+		for i := range n {
+			b = packet.AppendUDP4(b[:0], l.vmMAC[1], l.vmMAC[2], netip.AddrPortFrom(src, uint16(10000+i)), netip.AddrPortFrom(dst, 9), 64, []byte("x"))
+			for unix.Sendto(fd, b, 0, sa) == unix.ENOBUFS {
+				time.Sleep(time.Millisecond)
+			}
+		}
+		return nil
+	})
+	sent := time.Since(start)
+	// Wait until the upcalls stop coming (500 ms without one).
+	last, lastAt := int64(-1), time.Now()
+	for time.Since(lastAt) < 500*time.Millisecond {
+		if c := l.upcall[1].Load(); c != last {
+			last, lastAt = c, time.Now()
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	took := lastAt.Sub(start)
+	got := l.upcall[1].Load() - before
+	st := l.dp[1].Stats()
+	time.Sleep(200 * time.Millisecond)
+	rx := udpInDatagrams(t, vm2) - rx0
+	t.Logf("%d new flows sent in %v; %d set up (upcall, install, execute) in %v: %.0f flow setups/s; %d datagrams reached vm2 (NoPorts/InDatagrams); flows %d, upcall drops %d",
+		n, sent.Round(time.Millisecond), got, took.Round(time.Millisecond), float64(got)/took.Seconds(), rx, st.Flows, st.Drops)
+	if got < n/2 {
+		t.Errorf("only %d of %d flows set up", got, n)
+	}
+}
+
+// udpInDatagrams returns the UDP datagrams namespace ns received,
+// delivered or not (InDatagrams + NoPorts).
+func udpInDatagrams(t *testing.T, ns string) int {
+	t.Helper()
+	out := run(t, "ip", "netns", "exec", ns, "nstat", "-asz")
+	n := 0
+	for _, line := range strings.Split(out, "\n") {
+		f := strings.Fields(line)
+		if len(f) >= 2 && (f[0] == "UdpInDatagrams" || f[0] == "UdpNoPorts") {
+			v, _ := strconv.Atoi(f[1])
+			n += v
+		}
+	}
+	return n
 }

@@ -204,7 +204,8 @@ type Datapath struct {
 	vxIndex   int
 	tapIndex  int
 	tap       *os.File
-	txFD      int // AF_PACKET socket with the virtio_net_hdr, for Execute
+	nl        *netlink.Handle // in the datapath's namespace, for the TAP's counters
+	txFD      int             // AF_PACKET socket with the virtio_net_hdr, for Execute
 	udp       *os.File
 	vxLinks   []link.Link
 	bufPool   sync.Pool
@@ -289,6 +290,9 @@ func New(cfg Config) (*Datapath, error) {
 	d.bufPool.New = func() any { b := make([]byte, vnetHdrLen+maxFrame); return &b }
 	if h, err := netns.Get(); err == nil {
 		d.ns = h
+	}
+	if nl, err := netlink.NewHandleAt(d.ns); err == nil {
+		d.nl = nl
 	}
 	if err := d.setup(); err != nil {
 		d.teardown(false)
@@ -963,7 +967,8 @@ func (d *Datapath) Flows() []datapath.FlowInfo {
 }
 
 // Stats returns the counters of the programs (summed over CPUs) and of
-// the Go side.
+// the Go side. Drops includes frames dropped by flows, failed upcalls and
+// misses lost to a full upcall queue (the TAP's tx_dropped).
 func (d *Datapath) Stats() datapath.Stats {
 	var c [stMax]uint64
 	for i := range stMax {
@@ -977,12 +982,18 @@ func (d *Datapath) Stats() datapath.Stats {
 	d.mu.Lock()
 	n := len(d.flows)
 	d.mu.Unlock()
+	var queueDrops uint64 // misses lost because the upcall TAP's queue was full
+	if d.nl != nil {
+		if l, err := d.nl.LinkByIndex(d.tapIndex); err == nil && l.Attrs().Statistics != nil {
+			queueDrops = l.Attrs().Statistics.TxDropped
+		}
+	}
 	return datapath.Stats{
 		RxPackets:               c[stRx],
 		TxPackets:               c[stTx],
 		Hits:                    c[stHits],
 		Misses:                  c[stMisses],
-		Drops:                   c[stDrops] + c[stUpcallFail] + d.st.upcallErr.Load(),
+		Drops:                   c[stDrops] + c[stUpcallFail] + d.st.upcallErr.Load() + queueDrops,
 		Malformed:               d.st.malformed.Load(),
 		TunnelRx:                c[stTunRx],
 		TunnelTx:                c[stTunTx],
@@ -1021,6 +1032,9 @@ func (d *Datapath) close(destroy bool) error {
 	d.mu.Unlock()
 	d.teardown(destroy)
 	d.wg.Wait()
+	if d.nl != nil {
+		d.nl.Close()
+	}
 	d.ns.Close()
 	d.log.Info("datapath stopped", "destroyed", destroy || d.pinDir == "")
 	return nil

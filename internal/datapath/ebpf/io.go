@@ -25,6 +25,8 @@ const (
 	maxUDPPayload = 65507
 	sockBuf       = 4 << 20
 	gsoNeedsCsum  = 1
+	// upcallQueueLen is the upcall TAP's queue length.
+	upcallQueueLen = 8192
 )
 
 // openTap creates the upcall TAP (non-persistent: it vanishes with the
@@ -58,6 +60,11 @@ func (d *Datapath) openTap() error {
 		return fail("lookup", err)
 	}
 	_ = netlink.LinkSetARPOff(l)
+	// The TAP's queue (tx_queue_len packets) absorbs bursts of misses
+	// while the reader is busy; beyond it the kernel drops them.
+	if err := netlink.LinkSetTxQLen(l, upcallQueueLen); err != nil {
+		return fail("queue length", err)
+	}
 	if err := netlink.LinkSetUp(l); err != nil {
 		return fail("up", err)
 	}

@@ -116,6 +116,7 @@ type lab struct {
 	prefix  string
 	persist bool
 	idle    time.Duration // IdleTimeout of the datapaths (0: default)
+	rate    int           // UpcallRate and UpcallBurst of the datapaths (0: default)
 	agent   agentFunc
 	dp      [3]*Datapath
 	port    [3]datapath.PortNo
@@ -186,7 +187,7 @@ func (l *lab) name(i int) string { return fmt.Sprintf("%sh%d", l.prefix, i) }
 func (l *lab) start(t *testing.T, i int) {
 	t.Helper()
 	inNS(t, nsName(l.prefix, fmt.Sprintf("h%d", i)), func() error {
-		d, err := New(Config{Name: l.name(i), TunnelIP: l.ul[i], Persist: l.persist, RestartGrace: 2 * time.Second, IdleTimeout: l.idle, Logger: testLogger(t)})
+		d, err := New(Config{Name: l.name(i), TunnelIP: l.ul[i], Persist: l.persist, RestartGrace: 2 * time.Second, IdleTimeout: l.idle, UpcallRate: l.rate, UpcallBurst: l.rate, Logger: testLogger(t)})
 		l.dp[i] = d
 		return err
 	})
