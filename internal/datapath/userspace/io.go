@@ -59,11 +59,15 @@ func (d *Datapath) newTxCtx() *txCtx {
 		emit:       c.sendChunk,
 	}
 	c.writeFn = func(fd uintptr) bool {
-		_, c.werr = unix.Write(int(fd), c.wbuf)
-		return c.werr != unix.EAGAIN
+		_, _, e := unix.RawSyscall(unix.SYS_WRITE, fd, uintptr(unsafe.Pointer(&c.wbuf[0])), uintptr(len(c.wbuf)))
+		c.werr = nil
+		if e != 0 {
+			c.werr = e
+		}
+		return e != unix.EAGAIN
 	}
 	c.sendFn = func(fd uintptr) bool {
-		_, _, e := unix.Syscall(unix.SYS_SENDMSG, fd, uintptr(unsafe.Pointer(&c.msg)), 0)
+		_, _, e := unix.RawSyscall(unix.SYS_SENDMSG, fd, uintptr(unsafe.Pointer(&c.msg)), 0)
 		c.serr = e
 		return e != unix.EAGAIN
 	}
@@ -83,7 +87,7 @@ func (d *Datapath) readPort(p *port) {
 	readFn := func(fd uintptr) bool {
 		// MSG_TRUNC: the return value is the real length, so an
 		// oversized frame is seen and dropped rather than truncated.
-		r, _, e := unix.Syscall6(unix.SYS_RECVFROM, fd, uintptr(unsafe.Pointer(&rbuf[0])), uintptr(len(rbuf)),
+		r, _, e := unix.RawSyscall6(unix.SYS_RECVFROM, fd, uintptr(unsafe.Pointer(&rbuf[0])), uintptr(len(rbuf)),
 			unix.MSG_TRUNC, 0, 0)
 		n, rerr = int(r), e
 		return e != unix.EAGAIN
@@ -411,7 +415,7 @@ func (d *Datapath) readTunnel() {
 		iov.SetLen(len(buf))
 		msg.Control = &oob[0]
 		msg.SetControllen(len(oob))
-		r, _, e := unix.Syscall(unix.SYS_RECVMSG, fd, uintptr(unsafe.Pointer(&msg)), 0)
+		r, _, e := unix.RawSyscall(unix.SYS_RECVMSG, fd, uintptr(unsafe.Pointer(&msg)), 0)
 		n, rerr = int(r), e
 		if e == unix.EAGAIN {
 			// Nothing more queued: write out what the coalescer holds
