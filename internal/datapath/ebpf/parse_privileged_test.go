@@ -4,8 +4,11 @@ import (
 	"bytes"
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"math/rand/v2"
 	"net/netip"
+	"os"
+	"sync"
 	"testing"
 
 	"github.com/cilium/ebpf"
@@ -31,39 +34,43 @@ var (
 
 func newParseHarness(t *testing.T) *parseHarness {
 	t.Helper()
-	spec, err := loadBpf()
+	h, err := loadParseHarness()
 	if err != nil {
 		t.Fatal(err)
+	}
+	t.Cleanup(func() { h.objs.Close() })
+	return h
+}
+
+func loadParseHarness() (*parseHarness, error) {
+	spec, err := loadBpf()
+	if err != nil {
+		return nil, err
 	}
 	for _, m := range spec.Maps {
 		m.Pinning = ebpf.PinNone
 	}
 	h := &parseHarness{}
 	if err := spec.LoadAndAssign(&h.objs, nil); err != nil {
-		t.Fatalf("loading: %v", err)
-	}
-	t.Cleanup(func() { h.objs.Close() })
-	// test_run skbs have ingress_ifindex 0: bind "ifindex 0" as port 7.
-	if err := h.objs.HnIfports.Put(uint32(0), uint32(7)); err != nil {
-		t.Fatal(err)
-	}
-	if err := h.objs.HnConfig.Put(uint32(0), encodeConfig(0, 0, 2)); err != nil {
-		t.Fatal(err)
+		return nil, fmt.Errorf("loading: %w", err)
 	}
 	full := packet.MaskOf(^packet.Field(0))
-	if err := h.objs.HnMasks.Put(uint32(0), encodeMask(&full)); err != nil {
-		t.Fatal(err)
-	}
 	var zero packet.FlowMatch
-	if err := h.objs.HnMasks.Put(uint32(1), encodeMask(&zero)); err != nil {
-		t.Fatal(err)
-	}
 	var other flowtable.Actions
 	other.Append(flowtable.Action{Kind: flowtable.ActSetEthSrc, MAC: markOther})
-	if err := h.objs.HnFlows.Put(makeLookupKey(1, &zero), encodeFlowVal(&other)); err != nil {
-		t.Fatal(err)
+	// test_run skbs have ingress_ifindex 0: bind "ifindex 0" as port 7.
+	err = errors.Join(
+		h.objs.HnIfports.Put(uint32(0), uint32(7)),
+		h.objs.HnConfig.Put(uint32(0), encodeConfig(0, 0, 2)),
+		h.objs.HnMasks.Put(uint32(0), encodeMask(&full)),
+		h.objs.HnMasks.Put(uint32(1), encodeMask(&zero)),
+		h.objs.HnFlows.Put(makeLookupKey(1, &zero), encodeFlowVal(&other)),
+	)
+	if err != nil {
+		h.objs.Close()
+		return nil, err
 	}
-	return h
+	return h, nil
 }
 
 type parseOutcome int
@@ -248,4 +255,44 @@ func TestPrivilegedParseMatchesGo(t *testing.T) {
 			t.Errorf("only %d mutated frames handled by the program", counts[outExact])
 		}
 	})
+}
+
+// FuzzParseMatchesGo: for any frame, the program either computes the key
+// packet.Parse computes or sends the frame up; it never forwards a frame
+// on a key Go would not give it. Needs root (BPF_PROG_TEST_RUN); the
+// seeds (the named test frames) run in plain `go test` as root.
+func FuzzParseMatchesGo(f *testing.F) {
+	for _, fr := range testFrames() {
+		f.Add(fr)
+	}
+	f.Fuzz(func(t *testing.T, frame []byte) {
+		if os.Geteuid() != 0 {
+			t.Skip("needs root to load BPF programs")
+		}
+		if len(frame) < 14 || len(frame) > 1500 {
+			return
+		}
+		h := fuzzHarness(t)
+		got, perr := h.run(t, frame)
+		if got == outOther {
+			t.Errorf("frame %x: the program parsed a key packet.Parse does not give (Go error: %v)", frame, perr)
+		}
+	})
+}
+
+var (
+	fuzzOnce sync.Once
+	fuzzH    *parseHarness
+	fuzzErr  error
+)
+
+// fuzzHarness loads the programs once for the whole fuzzing run (they
+// live until the process exits).
+func fuzzHarness(t *testing.T) *parseHarness {
+	t.Helper()
+	fuzzOnce.Do(func() { fuzzH, fuzzErr = loadParseHarness() })
+	if fuzzErr != nil {
+		t.Fatal(fuzzErr)
+	}
+	return fuzzH
 }

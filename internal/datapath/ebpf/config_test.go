@@ -1,0 +1,54 @@
+package ebpf
+
+import (
+	"net/netip"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestConfigValidate(t *testing.T) {
+	ip := netip.MustParseAddr("10.0.0.1")
+	tests := []struct {
+		name    string
+		cfg     Config
+		wantErr string
+		check   func(t *testing.T, c Config)
+	}{
+		{name: "defaults", cfg: Config{TunnelIP: ip}, check: func(t *testing.T, c Config) {
+			if c.TunnelPort != 4789 || c.VXLANDevice != "hnvx0" || c.UpcallDevice != "hnup0" || c.PinRoot != "/sys/fs/bpf/hivenet" ||
+				c.MaxFlows != 65536 || c.IdleTimeout != 10*time.Second || c.RestartGrace != 5*time.Second || c.Logger == nil {
+				t.Errorf("defaults not filled: %+v", c)
+			}
+		}},
+		{name: "v4-mapped address unmapped", cfg: Config{TunnelIP: netip.MustParseAddr("::ffff:10.0.0.1")}, check: func(t *testing.T, c Config) {
+			if !c.TunnelIP.Is4() {
+				t.Errorf("TunnelIP %v not unmapped", c.TunnelIP)
+			}
+		}},
+		{name: "no tunnel IP", cfg: Config{}, wantErr: "IPv4 address is required"},
+		{name: "IPv6 tunnel IP", cfg: Config{TunnelIP: netip.MustParseAddr("fd00::1")}, wantErr: "IPv4 address is required"},
+		{name: "persist without name", cfg: Config{TunnelIP: ip, Persist: true}, wantErr: "name without '/'"},
+		{name: "persist with a path as name", cfg: Config{TunnelIP: ip, Persist: true, Name: "../x"}, wantErr: "name without '/'"},
+		{name: "persist dot-dot", cfg: Config{TunnelIP: ip, Persist: true, Name: ".."}, wantErr: "name without '/'"},
+		{name: "device name too long", cfg: Config{TunnelIP: ip, VXLANDevice: "a-very-long-device-name"}, wantErr: "at most 15 characters"},
+		{name: "negative idle", cfg: Config{TunnelIP: ip, IdleTimeout: -1}, wantErr: "must not be negative"},
+		{name: "negative flows", cfg: Config{TunnelIP: ip, MaxFlows: -1}, wantErr: "must not be negative"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			c := tc.cfg
+			err := c.Validate()
+			if tc.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+					t.Fatalf("Validate: %v, want an error containing %q", err, tc.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("Validate: %v", err)
+			}
+			tc.check(t, c)
+		})
+	}
+}
