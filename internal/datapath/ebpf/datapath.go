@@ -474,6 +474,7 @@ func (d *Datapath) attach(ifindex int, name string, prog *ebpf.Program, at ebpf.
 			l.Close()
 		}
 	}
+	d.detachStale(ifindex, at, prog)
 	l, err := link.AttachTCX(link.TCXOptions{Interface: ifindex, Program: prog, Attach: at})
 	if err != nil {
 		if errors.Is(err, ebpf.ErrNotSupported) {
@@ -488,6 +489,43 @@ func (d *Datapath) attach(ifindex int, name string, prog *ebpf.Program, at ebpf.
 		}
 	}
 	return []link.Link{l}, nil
+}
+
+// detachStale detaches programs named like prog at the hook that no pin
+// of ours holds: left by a run whose pins were lost (an agent in its own
+// mount namespace under `ip netns exec`, pins removed by hand). TCX runs
+// programs in order and the first verdict wins, so a stale one would
+// shadow the new one. It runs in the caller's namespace.
+func (d *Datapath) detachStale(ifindex int, at ebpf.AttachType, prog *ebpf.Program) {
+	info, err := prog.Info()
+	if err != nil {
+		return
+	}
+	q, err := link.QueryPrograms(link.QueryOptions{Target: ifindex, Attach: at})
+	if err != nil {
+		return
+	}
+	for _, ap := range q.Programs {
+		lid, ok := ap.LinkID()
+		if !ok {
+			continue
+		}
+		p, err := ebpf.NewProgramFromID(ap.ID)
+		if err != nil {
+			continue
+		}
+		pi, err := p.Info()
+		p.Close()
+		if err != nil || pi.Name != info.Name {
+			continue
+		}
+		if l, err := link.NewFromID(lid); err == nil {
+			if err := l.Detach(); err == nil {
+				d.log.Warn("detached a stale program", "program", pi.Name, "ifindex", ifindex, "link_id", lid)
+			}
+			l.Close()
+		}
+	}
 }
 
 // openVXLAN creates (or reuses) the collect_md VXLAN device.

@@ -117,6 +117,7 @@ type lab struct {
 	persist bool
 	idle    time.Duration // IdleTimeout of the datapaths (0: default)
 	rate    int           // UpcallRate and UpcallBurst of the datapaths (0: default)
+	upDev   string        // UpcallDevice of the datapaths ("": default)
 	agent   agentFunc
 	dp      [3]*Datapath
 	port    [3]datapath.PortNo
@@ -187,7 +188,7 @@ func (l *lab) name(i int) string { return fmt.Sprintf("%sh%d", l.prefix, i) }
 func (l *lab) start(t *testing.T, i int) {
 	t.Helper()
 	inNS(t, nsName(l.prefix, fmt.Sprintf("h%d", i)), func() error {
-		d, err := New(Config{Name: l.name(i), TunnelIP: l.ul[i], Persist: l.persist, RestartGrace: 2 * time.Second, IdleTimeout: l.idle, UpcallRate: l.rate, UpcallBurst: l.rate, Logger: testLogger(t)})
+		d, err := New(Config{Name: l.name(i), TunnelIP: l.ul[i], Persist: l.persist, RestartGrace: 2 * time.Second, IdleTimeout: l.idle, UpcallRate: l.rate, UpcallBurst: l.rate, UpcallDevice: l.upDev, Logger: testLogger(t)})
 		l.dp[i] = d
 		return err
 	})
@@ -603,4 +604,38 @@ func TestPrivilegedIdleExpiry(t *testing.T) {
 		t.Fatal("no flow after the pings")
 	}
 	waitFor(t, "idle flows to expire", func() bool { return len(l.dp[1].Flows()) == 0 })
+}
+
+// TestPrivilegedStaleProgramDetached: a datapath whose pins are gone
+// (Persist, then the pin directory removed by hand while its programs
+// stay attached through open links) does not shadow the next one: New
+// and AddPort detach the stale programs and traffic flows through the
+// new ones.
+func TestPrivilegedStaleProgramDetached(t *testing.T) {
+	requireRoot(t)
+	l := buildLab(t, "hbp-s-", bridgeAgent, true)
+	vm1 := nsName(l.prefix, "vm1")
+	ping(t, vm1, l.vmIP[2], 2, 2)
+	old := l.dp[1]
+	// Simulate lost pins: take the links' pins away, keep them attached.
+	old.mu.Lock()
+	for _, p := range old.ports {
+		_ = p.lnk.Unpin()
+	}
+	old.mu.Unlock()
+	for _, lk := range old.vxLinks {
+		_ = lk.Unpin()
+	}
+	defer old.Close()
+	if err := os.RemoveAll(filepath.Join("/sys/fs/bpf/hivenet", l.name(1))); err != nil {
+		t.Fatal(err)
+	}
+	l.persist, l.upDev = false, "hnup1" // the old datapath still holds hnup0
+	l.start(t, 1)
+	before := l.upcall[1].Load()
+	l.dp[1].Invalidate([]topology.Tag{l.tag[1]})
+	ping(t, vm1, l.vmIP[2], 3, 3)
+	if l.upcall[1].Load() == before {
+		t.Error("the new datapath saw no miss: a stale program still runs first")
+	}
 }
