@@ -60,7 +60,32 @@
 // it is not).
 //
 // Idle and hard expiry run in a Go ticker that reads the statistics from
-// hn_flows; Invalidate keeps tag → flows in Go.
+// hn_flows (batch lookups, once a second); Invalidate keeps tag → flows
+// in Go. A stale program of ours found at a hook with no pin holding it
+// (pins lost) is detached before attaching, since TCX runs the first
+// verdict.
+//
+// # Limits
+//
+// At most 16 distinct masks (Install returns ErrTooManyMasks beyond; the
+// flow's packets then keep going up), 32 local ports and 32 remotes per
+// flood set, one UDP port for every host (the collect_md device sends to
+// its own). Misses beyond the TAP queue (8192 frames) are dropped and
+// counted in Drops. Frames with 802.1Q tags and IPv6 extension headers
+// always take the slow path. Flow-state messages and data leave by
+// different sockets (UDP, AF_PACKET); both are sent synchronously from
+// the caller's thread, so a message sent before a packet leaves first.
+//
+// # Measurements
+//
+// 2026-11-24, on the project machine (2 vCPU VM shared with other jobs),
+// TestPrivilegedBenchCompare (HBP_BENCH=1; two host namespaces, VM MTU
+// 1450, runs alternating with a Linux bridge + kernel VXLAN, medians of
+// 3): TCP 6.87 vs 5.92 Gbit/s (1.16x), ping RTT 132 vs 121 µs (1.09x),
+// UDP 64-byte datagrams received 0.56x. TestPrivilegedBenchFlowSetup:
+// 11k-38k flow setups/s (upcall, a trivial handler's Install, Execute)
+// depending on the load. TestPrivilegedRestart: 300 pings at 10 ms
+// across Close + 0.5 s without any datapath + New, none lost.
 package ebpf
 
 import (

@@ -25,6 +25,9 @@ const (
 	maxUDPPayload = 65507
 	sockBuf       = 4 << 20
 	gsoNeedsCsum  = 1
+	// minStateMsg is the shortest flow-state message the receiving
+	// collect_md device passes on (it reads an Ethernet header).
+	minStateMsg = 14
 	// upcallQueueLen is the upcall TAP's queue length.
 	upcallQueueLen = 8192
 )
@@ -381,6 +384,9 @@ func (d *Datapath) SendState(remote datapath.Remote, msg []byte) error {
 	}
 	if len(msg) > maxUDPPayload-packet.VXLANHeaderLen {
 		return fmt.Errorf("ebpf: flow-state message of %d bytes exceeds %d", len(msg), maxUDPPayload-packet.VXLANHeaderLen)
+	}
+	if len(msg) < minStateMsg {
+		return fmt.Errorf("ebpf: flow-state message of %d bytes: at least %d are needed (the receiving VXLAN device drops shorter frames)", len(msg), minStateMsg)
 	}
 	if d.closed.Load() {
 		return ErrClosed

@@ -400,6 +400,9 @@ func TestPrivilegedTwoHosts(t *testing.T) {
 		if err := l.dp[1].SendState(datapath.Remote{Addr: l.ul[2]}, msg); err != nil {
 			t.Fatal(err)
 		}
+		if err := l.dp[1].SendState(datapath.Remote{Addr: l.ul[2]}, msg[:13]); err == nil {
+			t.Error("a 13-byte state message was accepted; the receiving VXLAN device would drop it")
+		}
 		waitFor(t, "the state message at host 2", func() bool { return l.states[2].Load() == 1 })
 		if st := l.dp[2].Stats(); st.StateRx != 1 || l.dp[1].Stats().StateTx != 1 {
 			t.Errorf("StateRx %d at host 2, StateTx %d at host 1", st.StateRx, l.dp[1].Stats().StateTx)
