@@ -642,3 +642,50 @@ func TestPrivilegedStaleProgramDetached(t *testing.T) {
 		t.Error("the new datapath saw no miss: a stale program still runs first")
 	}
 }
+
+// TestPrivilegedRestartTCP: a TCP transfer keeps going while both hosts'
+// datapaths are restarted (Persist): no half-second interval of iperf3
+// goes without data (without Persist two intervals are empty).
+func TestPrivilegedRestartTCP(t *testing.T) {
+	requireRoot(t)
+	if _, err := exec.LookPath("iperf3"); err != nil {
+		t.Skip("needs iperf3")
+	}
+	l := buildLab(t, "hbp-p-", bridgeAgent, true)
+	ping(t, nsName(l.prefix, "vm1"), l.vmIP[2], 2, 2)
+	type result struct {
+		out []byte
+	}
+	done := make(chan result, 1)
+	go func() { done <- result{runIperf(t, l.prefix, l.vmIP[2], "-t", "4", "-i", "0.5")} }()
+	time.Sleep(1200 * time.Millisecond)
+	for i := 1; i <= 2; i++ {
+		if err := l.dp[i].Close(); err != nil {
+			t.Error(err)
+		}
+	}
+	time.Sleep(500 * time.Millisecond)
+	for i := 1; i <= 2; i++ {
+		l.start(t, i)
+	}
+	r := <-done
+	var res struct {
+		Intervals []struct {
+			Sum struct {
+				Bytes float64 `json:"bytes"`
+				Start float64 `json:"start"`
+			} `json:"sum"`
+		} `json:"intervals"`
+	}
+	if err := json.Unmarshal(r.out, &res); err != nil || len(res.Intervals) == 0 {
+		t.Fatalf("iperf3 output: %v\n%s", err, r.out)
+	}
+	for _, iv := range res.Intervals {
+		if iv.Sum.Bytes == 0 {
+			t.Errorf("no data in the interval starting at %.1f s", iv.Sum.Start)
+		}
+	}
+	if !t.Failed() {
+		t.Logf("%d half-second intervals, all with data", len(res.Intervals))
+	}
+}
