@@ -89,6 +89,7 @@
 package ebpf
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -594,11 +595,13 @@ func (d *Datapath) adopt() error {
 		}
 		used[i], slots[i] = decodeMask(b)
 	}
-	var ifx, pno uint32
+	var ifx uint32
+	var pi [portInfoSize]byte
 	it := d.objs.HnIfports.Iterate()
-	for it.Next(&ifx, &pno) {
-		d.pinned[ifx] = datapath.PortNo(pno)
-		d.nextPort = max(d.nextPort, datapath.PortNo(pno))
+	for it.Next(&ifx, &pi) {
+		pno := datapath.PortNo(binary.LittleEndian.Uint32(pi[:4]))
+		d.pinned[ifx] = pno
+		d.nextPort = max(d.nextPort, pno)
 	}
 	now := monoNow()
 	var stale []lookupKey
@@ -676,6 +679,7 @@ func (d *Datapath) AddPort(ifname string) (datapath.PortNo, error) {
 		return 0, fmt.Errorf("ebpf: interface %s is already bound", ifname)
 	}
 	var ifindex int
+	var mac [6]byte
 	var lnks []link.Link
 	err := d.inNetns(func() error {
 		l, err := netlink.LinkByName(ifname)
@@ -687,6 +691,7 @@ func (d *Datapath) AddPort(ifname string) (datapath.PortNo, error) {
 			return fmt.Errorf("ebpf: interface %s: %w", ifname, err)
 		}
 		ifindex = l.Attrs().Index
+		copy(mac[:], l.Attrs().HardwareAddr)
 		lnks, err = d.attach(ifindex, fmt.Sprintf("port_%d", ifindex), d.objs.HnPort, ebpf.AttachTCXIngress, nil)
 		return err
 	})
@@ -704,7 +709,7 @@ func (d *Datapath) AddPort(ifname string) (datapath.PortNo, error) {
 		lnks[0].Close()
 		return 0, fmt.Errorf("ebpf: port map: %w", err)
 	}
-	if err := d.objs.HnIfports.Put(uint32(ifindex), uint32(no)); err != nil {
+	if err := d.objs.HnIfports.Put(uint32(ifindex), encodePortInfo(uint32(no), mac)); err != nil {
 		_ = d.objs.HnPorts.Delete(uint32(no))
 		lnks[0].Close()
 		return 0, fmt.Errorf("ebpf: port map: %w", err)

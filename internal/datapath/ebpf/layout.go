@@ -25,6 +25,7 @@ const (
 	maskSize      = 4 + flowKeySize                             // struct mask {used; m}
 	floodSize     = 8 + 8*maxFlood                              // struct flood
 	configSize    = 16                                          // struct config
+	portInfoSize  = 12                                          // struct port_info
 	execTunSize   = 8                                           // struct exec_tun
 	metaSize      = 12                                          // struct upcall_meta
 	outNone       = 0xffffffff                                  // OUT_NONE
@@ -140,6 +141,13 @@ func encodeFlood(local []uint32, remote []uint32) []byte {
 	for i, r := range remote {
 		binary.LittleEndian.PutUint32(b[8+4*maxFlood+4*i:], r)
 	}
+	return b
+}
+
+func encodePortInfo(port uint32, mac [6]byte) []byte {
+	b := make([]byte, portInfoSize)
+	binary.LittleEndian.PutUint32(b, port)
+	copy(b[4:], mac[:])
 	return b
 }
 

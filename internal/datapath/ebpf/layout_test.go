@@ -98,6 +98,7 @@ func TestLayoutMirrors(t *testing.T) {
 		{c: "mask", size: maskSize, fields: map[string]int{"used": 0, "m": 4}},
 		{c: "flood", size: floodSize, fields: map[string]int{"n_local": 0, "n_remote": 4, "local": 8, "remote": 8 + 4*maxFlood}},
 		{c: "config", size: configSize, fields: map[string]int{"upcall_ifindex": 0, "vxlan_ifindex": 4, "nmasks": 8}},
+		{c: "port_info", size: portInfoSize, fields: map[string]int{"port": 0, "mac": 4}},
 		{c: "exec_tun", size: execTunSize, fields: map[string]int{"vni": 0, "remote": 4}},
 		// struct upcall_meta is only a local variable, absent from BTF;
 		// the namespace tests exercise it (every upcall decodes it).

@@ -60,7 +60,7 @@ func loadParseHarness() (*parseHarness, error) {
 	other.Append(flowtable.Action{Kind: flowtable.ActSetEthSrc, MAC: markOther})
 	// test_run skbs have ingress_ifindex 0: bind "ifindex 0" as port 7.
 	err = errors.Join(
-		h.objs.HnIfports.Put(uint32(0), uint32(7)),
+		h.objs.HnIfports.Put(uint32(0), encodePortInfo(7, [6]byte{0x02, 0xbb, 0, 0, 0, 7})),
 		h.objs.HnConfig.Put(uint32(0), encodeConfig(0, 0, 2)),
 		h.objs.HnMasks.Put(uint32(0), encodeMask(&full)),
 		h.objs.HnMasks.Put(uint32(1), encodeMask(&zero)),

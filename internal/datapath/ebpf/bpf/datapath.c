@@ -31,6 +31,7 @@
 #define STATE_KEY 0xFFFFFF
 #define UPCALL_MAGIC 0x484e /* "HN" */
 #define EXEC_MARK 0x484e0000
+#define PASS_MARK 0x484f0000 /* a copy of a broadcast for the host stack */
 #define OUT_NONE 0xffffffff
 
 enum reason { R_MISS = 1, R_STATE = 2 };
@@ -121,6 +122,13 @@ struct flood {
 	__u32 remote[MAX_FLOOD]; /* IPv4, host order */
 };
 
+/* A bound interface. */
+struct port_info {
+	__u32 port;   /* port number */
+	__u8 mac[6];  /* the interface's own MAC: frames to it are the host's */
+	__u8 pad[2];
+};
+
 struct config {
 	__u32 upcall_ifindex;
 	__u32 vxlan_ifindex;
@@ -168,11 +176,11 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } hn_ports SEC(".maps");
 
-/* ifindex -> port number */
+/* ifindex -> port */
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__type(key, __u32);
-	__type(value, __u32);
+	__type(value, struct port_info);
 	__uint(max_entries, 4096);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } hn_ifports SEC(".maps");
@@ -675,11 +683,30 @@ drop:
 SEC("tc")
 int hn_port(struct __sk_buff *skb)
 {
+	if (skb->mark == PASS_MARK) {
+		skb->mark = 0;
+		return TC_ACT_OK;
+	}
 	__u32 ifx = skb->ingress_ifindex;
-	__u32 *port = bpf_map_lookup_elem(&hn_ifports, &ifx);
-	if (!port)
+	struct port_info *pi = bpf_map_lookup_elem(&hn_ifports, &ifx);
+	if (!pi)
 		return TC_ACT_OK; /* not bound (any more): leave it to the stack */
-	__u32 in_port = *port;
+	__u32 in_port = pi->port;
+	/* The host may use the interface too (a gateway's uplink NIC): frames
+	 * to the interface's own MAC are its own, and broadcasts and
+	 * multicasts go to it as well (a copy re-entering this hook marked),
+	 * as with the userspace datapath's AF_PACKET tap. */
+	__u8 dst[6];
+	if (bpf_skb_load_bytes(skb, 0, dst, 6))
+		return TC_ACT_SHOT;
+	if (dst[0] == pi->mac[0] && dst[1] == pi->mac[1] && dst[2] == pi->mac[2] && dst[3] == pi->mac[3] &&
+	    dst[4] == pi->mac[4] && dst[5] == pi->mac[5])
+		return TC_ACT_OK;
+	if (dst[0] & 1) {
+		skb->mark = PASS_MARK;
+		bpf_clone_redirect(skb, ifx, BPF_F_INGRESS);
+		skb->mark = 0;
+	}
 	count(ST_RX);
 	struct config *c = config();
 	if (!c)
