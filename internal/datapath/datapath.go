@@ -117,3 +117,22 @@ type Datapath interface {
 	// Close stops everything and unbinds all ports.
 	Close() error
 }
+
+// StateMessage is a flow-state message for one remote host.
+type StateMessage struct {
+	Remote Remote
+	Msg    []byte
+}
+
+// StateExecuter is implemented by datapaths that can send flow-state
+// messages and the packet that depends on them together, which saves
+// system calls on the upcall path. Callers fall back to SendState for each
+// message and then Execute when a datapath does not implement it.
+type StateExecuter interface {
+	// ExecuteWithState sends every message of msgs as SendState would,
+	// then frame through actions as Execute would, with SendState's
+	// ordering guarantee: each message leaves before the frame. It
+	// returns how many messages were sent and the first error (of a
+	// message or of the frame). Neither msgs nor frame is retained.
+	ExecuteWithState(msgs []StateMessage, inPort PortNo, frame []byte, gso GSO, actions *flowtable.Actions) (sent int, err error)
+}

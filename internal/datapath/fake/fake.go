@@ -23,6 +23,7 @@ import (
 )
 
 var _ datapath.Datapath = (*Datapath)(nil)
+var _ datapath.StateExecuter = (*Datapath)(nil)
 
 // ErrNoPort is returned for a port number that is not bound.
 var ErrNoPort = errors.New("fake: no such port")
@@ -84,6 +85,8 @@ type Datapath struct {
 	stats   datapath.Stats
 	closed  bool
 	missing map[string]bool
+	// withData counts messages sent by ExecuteWithState.
+	withData int
 }
 
 // New returns an empty fake datapath.
@@ -421,3 +424,28 @@ func (d *Datapath) Close() error {
 }
 
 func addr4(b [4]byte) netip.Addr { return netip.AddrFrom4(b) }
+
+// ExecuteWithState records msgs as SendState would, then executes frame
+// (see datapath.StateExecuter).
+func (d *Datapath) ExecuteWithState(msgs []datapath.StateMessage, inPort datapath.PortNo, frame []byte, gso datapath.GSO, actions *flowtable.Actions) (int, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.closed {
+		return 0, errors.New("fake: datapath closed")
+	}
+	for _, m := range msgs {
+		d.state = append(d.state, StateMsg{Remote: m.Remote, Msg: slices.Clone(m.Msg)})
+		d.stats.StateTx++
+		d.stats.TunnelTx++
+	}
+	d.withData += len(msgs)
+	return len(msgs), d.executeLocked(inPort, frame, gso, actions)
+}
+
+// StateSentWithData returns how many flow-state messages were sent by
+// ExecuteWithState (also listed by SentState).
+func (d *Datapath) StateSentWithData() int {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.withData
+}

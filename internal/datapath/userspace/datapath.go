@@ -118,6 +118,7 @@ import (
 )
 
 var _ datapath.Datapath = (*Datapath)(nil)
+var _ datapath.StateExecuter = (*Datapath)(nil)
 
 // Sentinel errors.
 var (

@@ -45,6 +45,10 @@ type txCtx struct {
 	serr   unix.Errno
 	sendFn func(fd uintptr) bool
 	vni    uint32
+
+	// Flow-state messages to send before the next datagram or port write
+	// (ExecuteWithState; see batch.go); nil until first used.
+	pend *pendState
 }
 
 func (d *Datapath) newTxCtx() *txCtx {
@@ -232,6 +236,9 @@ func (d *Datapath) output(c *txCtx, s *state, p datapath.PortNo, frame []byte, g
 
 // writePort writes b (virtio_net_hdr + frame) to pt's socket.
 func (d *Datapath) writePort(c *txCtx, pt *port, b []byte) error {
+	if c.hasState() { // ExecuteWithState: the flow-state messages go first
+		c.flushState()
+	}
 	c.wbuf = b
 	err := pt.rc.Write(c.writeFn)
 	c.wbuf = nil
@@ -313,6 +320,14 @@ func (c *txCtx) sendv(iov []unix.Iovec, total, segLen int) error {
 	} else {
 		c.msg.Control = nil
 		c.msg.SetControllen(0)
+	}
+	if c.hasState() { // ExecuteWithState: the flow-state messages go first
+		if segs == 1 {
+			err := c.sendWithState()
+			c.msg.Iov = nil
+			return err
+		}
+		c.flushState()
 	}
 	err := d.udpRC.Write(c.sendFn)
 	c.msg.Iov = nil

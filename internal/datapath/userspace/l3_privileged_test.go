@@ -190,15 +190,17 @@ func (l *l3Lab) host1Miss(t *testing.T, u *datapath.Upcall) {
 	l.mu.Unlock()
 	b := natBinding{proto: m.IPProto, xport: x, origIP: m.Src(), origPort: orig}
 	dstMAC, out := l3VMMAC[2], flowtable.Action{Kind: flowtable.ActTunnel, Key: l3Key2, Remote: l.ul[2].As4()}
+	var state []datapath.StateMessage
 	if p3 := l.port3.Load(); p3 != 0 && m.Dst() == l3VM3IP {
 		// vm3 is on this host: the state stays here.
 		l.mu.Lock()
 		l.local[[2]uint16{uint16(b.proto), b.xport}] = b
 		l.mu.Unlock()
 		dstMAC, out = l3VM3MAC, flowtable.Action{Kind: flowtable.ActOutput, Port: p3}
-	} else if err := l.dp[1].SendState(datapath.Remote{Addr: l.ul[2]}, b.marshal()); err != nil {
-		// State first, then the packet (DESIGN.md "Shared flow state").
-		t.Errorf("SendState: %v", err)
+	} else {
+		// State first, then the packet (DESIGN.md "Shared flow state"):
+		// sent together below.
+		state = []datapath.StateMessage{{Remote: datapath.Remote{Addr: l.ul[2]}, Msg: b.marshal()}}
 	}
 	var as flowtable.Actions
 	as.Append(flowtable.Action{Kind: flowtable.ActSetEthSrc, MAC: l3RouterMAC[2]})
@@ -211,7 +213,9 @@ func (l *l3Lab) host1Miss(t *testing.T, u *datapath.Upcall) {
 	if err := l.dp[1].Install(m.Masked(mask), mask, as, nil); err != nil {
 		t.Errorf("Install: %v", err)
 	}
-	_ = l.dp[1].Execute(u.InPort, u.Frame, u.GSO, &as)
+	if sent, err := l.dp[1].ExecuteWithState(state, u.InPort, u.Frame, u.GSO, &as); sent != len(state) {
+		t.Errorf("ExecuteWithState: sent %d of %d state messages: %v", sent, len(state), err)
+	}
 }
 
 // host2State applies what host1 pushed.
@@ -426,52 +430,70 @@ func TestPrivilegedRoutedSNAT(t *testing.T) {
 		}
 	})
 
-	t.Run("state messages are applied before the data sent after them", func(t *testing.T) {
-		const n = 300
-		fd := capture(t, vm2, "eth0")
-		var late, seen atomic.Int64
-		done := make(chan struct{})
-		go func() {
-			defer close(done)
-			readUntil(fd, time.Now().Add(10*time.Second), func(f []byte) bool {
-				var m packet.FlowMatch
-				var ly packet.Layers
-				if packet.ParseLayers(f, &m, &ly) != nil || m.IPProto != packet.ProtoUDP || m.DstPort != 9999 || ly.End-ly.Payload < 4 {
-					return false
+	for _, tc := range []struct {
+		name     string
+		withData bool // ExecuteWithState, else SendState then Execute
+	}{
+		{name: "SendState then Execute", withData: false},
+		{name: "ExecuteWithState", withData: true},
+	} {
+		t.Run("state messages are applied before the data sent after them: "+tc.name, func(t *testing.T) {
+			const n = 300
+			l.lastSeq.Store(0)
+			l.seqOrder.Store(0)
+			fd := capture(t, vm2, "eth0")
+			var late, seen atomic.Int64
+			done := make(chan struct{})
+			go func() {
+				defer close(done)
+				readUntil(fd, time.Now().Add(10*time.Second), func(f []byte) bool {
+					var m packet.FlowMatch
+					var ly packet.Layers
+					if packet.ParseLayers(f, &m, &ly) != nil || m.IPProto != packet.ProtoUDP || m.DstPort != 9999 || ly.End-ly.Payload < 4 {
+						return false
+					}
+					seq := int64(binary.BigEndian.Uint32(f[ly.Payload:]))
+					if l.lastSeq.Load() < seq {
+						late.Add(1)
+					}
+					return seen.Add(1) == n
+				})
+			}()
+			var as flowtable.Actions
+			as.Append(flowtable.Action{Kind: flowtable.ActTunnel, Key: l3Key2, Remote: l.ul[2].As4()})
+			msg := []byte{'S', 0, 0, 0, 0}
+			for i := 1; i <= n; i++ {
+				binary.BigEndian.PutUint32(msg[1:], uint32(i))
+				var pl [4]byte
+				binary.BigEndian.PutUint32(pl[:], uint32(i))
+				f := packet.AppendUDP4(nil, l3RouterMAC[2], l3VMMAC[2], netip.AddrPortFrom(l3SNAT, 1), netip.AddrPortFrom(l3VMIP[2], 9999), 64, pl[:])
+				r := datapath.Remote{Addr: l.ul[2], Port: 4789}
+				if tc.withData {
+					sent, err := l.dp[1].ExecuteWithState([]datapath.StateMessage{{Remote: r, Msg: msg}}, 0, f, datapath.GSO{}, &as)
+					if err != nil || sent != 1 {
+						t.Fatalf("ExecuteWithState: sent %d, %v; want 1, nil", sent, err)
+					}
+					continue
 				}
-				seq := int64(binary.BigEndian.Uint32(f[ly.Payload:]))
-				if l.lastSeq.Load() < seq {
-					late.Add(1)
+				if err := l.dp[1].SendState(r, msg); err != nil {
+					t.Fatal(err)
 				}
-				return seen.Add(1) == n
-			})
-		}()
-		var as flowtable.Actions
-		as.Append(flowtable.Action{Kind: flowtable.ActTunnel, Key: l3Key2, Remote: l.ul[2].As4()})
-		msg := []byte{'S', 0, 0, 0, 0}
-		for i := 1; i <= n; i++ {
-			binary.BigEndian.PutUint32(msg[1:], uint32(i))
-			if err := l.dp[1].SendState(datapath.Remote{Addr: l.ul[2], Port: 4789}, msg); err != nil {
-				t.Fatal(err)
+				if err := l.dp[1].Execute(0, f, datapath.GSO{}, &as); err != nil {
+					t.Fatal(err)
+				}
 			}
-			var pl [4]byte
-			binary.BigEndian.PutUint32(pl[:], uint32(i))
-			f := packet.AppendUDP4(nil, l3RouterMAC[2], l3VMMAC[2], netip.AddrPortFrom(l3SNAT, 1), netip.AddrPortFrom(l3VMIP[2], 9999), 64, pl[:])
-			if err := l.dp[1].Execute(0, f, datapath.GSO{}, &as); err != nil {
-				t.Fatal(err)
+			<-done
+			if seen.Load() < n*9/10 {
+				t.Errorf("vm2 received %d of %d data packets", seen.Load(), n)
 			}
-		}
-		<-done
-		if seen.Load() < n*9/10 {
-			t.Errorf("vm2 received %d of %d data packets", seen.Load(), n)
-		}
-		if late.Load() != 0 || l.seqOrder.Load() != 0 {
-			t.Errorf("%d data packets arrived before their state message; %d state messages out of order", late.Load(), l.seqOrder.Load())
-		}
-		if l.lastSeq.Load() != n {
-			t.Errorf("host2 applied state up to %d, want %d", l.lastSeq.Load(), n)
-		}
-	})
+			if late.Load() != 0 || l.seqOrder.Load() != 0 {
+				t.Errorf("%d data packets arrived before their state message; %d state messages out of order", late.Load(), l.seqOrder.Load())
+			}
+			if l.lastSeq.Load() != n {
+				t.Errorf("host2 applied state up to %d, want %d", l.lastSeq.Load(), n)
+			}
+		})
+	}
 
 	// Last: it turns offloads off on host1's VM ports.
 	t.Run("same host: rewritten superframes checksummed by the kernel", func(t *testing.T) {
