@@ -78,14 +78,18 @@
 //
 // # Measurements
 //
-// 2026-11-24, on the project machine (2 vCPU VM shared with other jobs),
-// TestPrivilegedBenchCompare (HBP_BENCH=1; two host namespaces, VM MTU
-// 1450, runs alternating with a Linux bridge + kernel VXLAN, medians of
-// 3): TCP 6.87 vs 5.92 Gbit/s (1.16x), ping RTT 132 vs 121 µs (1.09x),
-// UDP 64-byte datagrams received 0.56x. TestPrivilegedBenchFlowSetup:
-// 11k-38k flow setups/s (upcall, a trivial handler's Install, Execute)
-// depending on the load. TestPrivilegedRestart: 300 pings at 10 ms
-// across Close + 0.5 s without any datapath + New, none lost.
+// 2026-11-24, on the project machine (2 vCPU VM shared with other jobs,
+// load average 2-4), TestPrivilegedBenchCompare (HBP_BENCH=1; two host
+// namespaces, VM MTU 1450, runs alternating with a Linux bridge + kernel
+// VXLAN, medians of 3), two runs: TCP 6.87 vs 5.92 and 7.98 vs 7.43
+// Gbit/s (1.16x, 1.07x), ping RTT 132 vs 121 and 130 vs 141 µs (1.09x,
+// 0.92x), UDP 64-byte datagrams received 0.56x and 1.06x (iperf3's
+// sender is the bottleneck there; noisy). TestPrivilegedBenchFlowSetup:
+// 11k-41k flow setups/s (upcall, a trivial handler's Install, Execute)
+// depending on the load; a burst of 20000 new flows at ~170k frames/s
+// loses the misses beyond the TAP queue (counted in Drops).
+// TestPrivilegedRestart: 300 pings at 10 ms across Close + 0.5 s without
+// any datapath + New, none lost.
 package ebpf
 
 import (
