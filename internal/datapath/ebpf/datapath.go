@@ -325,7 +325,14 @@ func New(cfg Config) (*Datapath, error) {
 		d.nl = nl
 	}
 	if err := d.setup(); err != nil {
-		d.teardown(false)
+		// Undo everything, pins of an earlier run included: the caller
+		// falls back to the userspace datapath, which needs the UDP port
+		// of the VXLAN device and interfaces without our programs.
+		d.teardown(true)
+		if d.nl != nil {
+			d.nl.Close()
+		}
+		d.ns.Close()
 		return nil, err
 	}
 	d.wg.Add(1)

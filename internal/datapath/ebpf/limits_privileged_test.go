@@ -2,7 +2,11 @@ package ebpf
 
 import (
 	"errors"
+	"fmt"
+	"net"
 	"net/netip"
+	"os"
+	"path/filepath"
 	"testing"
 
 	"hivenet/internal/flowtable"
@@ -103,4 +107,39 @@ func TestPrivilegedInstallLimits(t *testing.T) {
 			t.Errorf("%d flows, want 20", n)
 		}
 	})
+}
+
+// TestPrivilegedNewFailureCleansUp: a New that fails halfway (here: the
+// tunnel IP is not the host's, found after the devices were made) leaves
+// no device, program or pin behind, so the userspace datapath can take
+// the VXLAN port.
+func TestPrivilegedNewFailureCleansUp(t *testing.T) {
+	requireRoot(t)
+	const prefix = "hbp-e-"
+	delNamespaces(prefix)
+	t.Cleanup(func() { delNamespaces(prefix) })
+	ns := prefix + "h"
+	run(t, "ip", "netns", "add", ns)
+	run(t, "ip", "-n", ns, "link", "set", "lo", "up")
+	const name = "hbp-e-h"
+	t.Cleanup(func() { os.RemoveAll(filepath.Join("/sys/fs/bpf/hivenet", name)) })
+	inNS(t, ns, func() error {
+		d, err := New(Config{Name: name, Persist: true, TunnelIP: netip.MustParseAddr("10.251.31.9"), Logger: testLogger(t)})
+		if err == nil {
+			d.Destroy()
+			return errors.New("New succeeded with a tunnel IP the host does not have")
+		}
+		t.Logf("New: %v", err)
+		if _, err := net.InterfaceByName("hnvx0"); err == nil {
+			return errors.New("the VXLAN device is left behind")
+		}
+		c, err := net.ListenPacket("udp4", ":4789")
+		if err != nil {
+			return fmt.Errorf("the VXLAN port is still taken: %w", err)
+		}
+		return c.Close()
+	})
+	if _, err := os.Stat(filepath.Join("/sys/fs/bpf/hivenet", name)); err == nil {
+		t.Error("the pin directory is left behind")
+	}
 }
