@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # scripts/test.sh -- every check and test: installs what it needs (Debian
-# packages, Go if missing), then gofmt, go vet, and `go test -race ./...`,
+# packages incl. clang/llvm/libbpf-dev for the eBPF drift check, Go if
+# missing), then gofmt, go vet, staticcheck, the check that the committed
+# eBPF objects match their C sources, and `go test -race ./...`,
 # which runs the unit tests, the fuzz targets' seeds and, as root, the
 # privileged namespace tests (internal/lab, test/e2e, ...). Needs root; it
 # re-runs itself with sudo otherwise. Env: TEST_TIMEOUT (default 25m),
@@ -12,6 +14,11 @@ cd "$(dirname "$0")/.."
 source scripts/lib.sh
 need_root "$@"
 install_debs
+# The eBPF drift check regenerates the committed objects from their C sources.
+if ! command -v clang >/dev/null || ! command -v llvm-strip >/dev/null || [ ! -e /usr/include/bpf/bpf_helpers.h ]; then
+    echo "installing: clang llvm libbpf-dev" >&2
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends clang llvm libbpf-dev >/dev/null
+fi
 ensure_go
 echo "== go $(go env GOVERSION), $(nproc) CPUs"
 
@@ -26,6 +33,9 @@ go vet ./...
 
 echo "== staticcheck (pinned in go.mod as a tool)"
 go tool staticcheck ./...
+
+echo "== committed eBPF objects match their C sources"
+sh scripts/check-bpf-generated.sh
 
 echo "== go test -race (unit, fuzz seeds, privileged namespace tests)"
 # The end-to-end tests run a hivenet binary built with -race too: a data race
