@@ -8,6 +8,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"sync"
 	"time"
 
 	"hivenet/internal/datapath"
@@ -36,9 +37,66 @@ type snatRequest struct {
 // errNoSNATBlock is returned when no block could be leased.
 var errNoSNATBlock = errors.New("agent: no SNAT port block available")
 
-// pushState writes state locally and sends it to its hosts.
-func (a *Agent) pushState(snap *topology.Snapshot, writes []simulation.StateWrite, now int64) {
-	var per map[string]*flowstate.Message
+// stateBuf is the scratch of one upcall's state push, pooled so that an
+// upcall allocates nothing for it: the messages per destination host,
+// their encodings back to back, and the messages ready for the datapath.
+type stateBuf struct {
+	hosts []hostState
+	enc   []byte
+	ends  []int // end of each encoding in enc
+	msgs  []datapath.StateMessage
+}
+
+// hostState collects what goes to one host.
+type hostState struct {
+	name string
+	m    flowstate.Message
+}
+
+var stateBufs = sync.Pool{New: func() any { return new(stateBuf) }}
+
+// getStateBuf returns an empty stateBuf; putStateBuf gives it back.
+func getStateBuf() *stateBuf { return stateBufs.Get().(*stateBuf) }
+
+func putStateBuf(sb *stateBuf) {
+	sb.reset()
+	stateBufs.Put(sb)
+}
+
+// reset empties sb, keeping its capacity.
+func (sb *stateBuf) reset() {
+	for i := range sb.hosts {
+		sb.hosts[i].m.Conns = sb.hosts[i].m.Conns[:0]
+		sb.hosts[i].m.NATs = sb.hosts[i].m.NATs[:0]
+	}
+	sb.hosts = sb.hosts[:0]
+	sb.enc = sb.enc[:0]
+	sb.ends = sb.ends[:0]
+	clear(sb.msgs) // no references to encodings left
+	sb.msgs = sb.msgs[:0]
+}
+
+// host returns the collection for host name, adding it.
+func (sb *stateBuf) host(name string) *flowstate.Message {
+	for i := range sb.hosts {
+		if sb.hosts[i].name == name {
+			return &sb.hosts[i].m
+		}
+	}
+	if len(sb.hosts) < cap(sb.hosts) { // reuse the slices of an earlier upcall
+		sb.hosts = sb.hosts[:len(sb.hosts)+1]
+		h := &sb.hosts[len(sb.hosts)-1]
+		h.name = name
+		return &h.m
+	}
+	sb.hosts = append(sb.hosts, hostState{name: name})
+	return &sb.hosts[len(sb.hosts)-1].m
+}
+
+// pushState writes state locally and encodes the messages for the other
+// hosts into sb.msgs; the caller sends them before the packet (sendState,
+// or with it through datapath.StateExecuter).
+func (a *Agent) pushState(snap *topology.Snapshot, writes []simulation.StateWrite, now int64, sb *stateBuf) {
 	for _, w := range writes {
 		switch {
 		case w.Conn != nil:
@@ -52,14 +110,7 @@ func (a *Agent) pushState(snap *topology.Snapshot, writes []simulation.StateWrit
 			if h == a.cfg.Host {
 				continue
 			}
-			if per == nil {
-				per = map[string]*flowstate.Message{}
-			}
-			m := per[h]
-			if m == nil {
-				m = &flowstate.Message{}
-				per[h] = m
-			}
+			m := sb.host(h)
 			if w.Conn != nil {
 				m.Conns = append(m.Conns, *w.Conn)
 			} else {
@@ -67,18 +118,41 @@ func (a *Agent) pushState(snap *topology.Snapshot, writes []simulation.StateWrit
 			}
 		}
 	}
-	for name, m := range per {
-		h := snap.Host(name)
+	remotes := make([]datapath.Remote, 0, 4) // on the stack unless many hosts
+	for i := range sb.hosts {
+		hs := &sb.hosts[i]
+		h := snap.Host(hs.name)
 		if h == nil {
 			continue
 		}
 		r := datapath.Remote{Addr: h.TunnelIP, Port: h.TunnelPort}
-		for _, part := range flowstate.Split(m) {
-			if err := a.dp.SendState(r, flowstate.AppendMessage(nil, &part)); err != nil {
-				a.stats.statePushFailed.Add(1)
-			} else {
-				a.stats.statePushed.Add(1)
-			}
+		if hs.m.Size() <= flowstate.MaxMessageSize {
+			sb.enc = flowstate.AppendMessage(sb.enc, &hs.m)
+			sb.ends = append(sb.ends, len(sb.enc))
+			remotes = append(remotes, r)
+			continue
+		}
+		for _, part := range flowstate.Split(&hs.m) {
+			sb.enc = flowstate.AppendMessage(sb.enc, &part)
+			sb.ends = append(sb.ends, len(sb.enc))
+			remotes = append(remotes, r)
+		}
+	}
+	begin := 0
+	for i, end := range sb.ends { // enc is final now: slice it
+		sb.msgs = append(sb.msgs, datapath.StateMessage{Remote: remotes[i], Msg: sb.enc[begin:end:end]})
+		begin = end
+	}
+}
+
+// sendState sends msgs one by one (no packet to send them with, or a
+// datapath without datapath.StateExecuter).
+func (a *Agent) sendState(msgs []datapath.StateMessage) {
+	for _, m := range msgs {
+		if err := a.dp.SendState(m.Remote, m.Msg); err != nil {
+			a.stats.statePushFailed.Add(1)
+		} else {
+			a.stats.statePushed.Add(1)
 		}
 	}
 }

@@ -19,10 +19,12 @@ import (
 //     ports, lease one more block (through the loop) and simulate again.
 //  2. Apply learned MACs and ARP entries to the snapshot at once and queue
 //     them for publication by the loop.
-//  3. Write conntrack and NAT state locally and push it to the hosts that
-//     will see the reply, before the packet goes.
+//  3. Write conntrack and NAT state locally and encode it for the hosts
+//     that will see the reply.
 //  4. Compile the result to datapath actions, install the flow (when
-//     cacheable), then send the packet and any generated frames.
+//     cacheable), then send the state messages and the packet, in that
+//     order (in one sendmmsg where the datapath can), and any generated
+//     frames.
 //  5. If the snapshot changed while we worked, invalidate the flow's tags:
 //     the flow may rest on stale state.
 func (a *Agent) handleUpcall(u *datapath.Upcall) {
@@ -51,8 +53,11 @@ func (a *Agent) handleUpcall(u *datapath.Upcall) {
 	if len(res.Learn) > 0 || len(res.LearnARP) > 0 {
 		a.learn(res.Learn, res.LearnARP)
 	}
+	var sb *stateBuf
 	if len(res.State) > 0 {
-		a.pushState(snap, res.State, now) // before the packet goes
+		sb = getStateBuf()
+		defer putStateBuf(sb)
+		a.pushState(snap, res.State, now, sb) // sent before the packet goes
 	}
 	if res.Verdict == simulation.Forward {
 		a.refreshState(snap, portID, &res, &u.Match, now)
@@ -63,7 +68,20 @@ func (a *Agent) handleUpcall(u *datapath.Upcall) {
 			a.stats.installed.Add(1)
 		}
 	}
-	if res.Verdict == simulation.Forward && !actions.IsDrop() {
+	var msgs []datapath.StateMessage
+	if sb != nil {
+		msgs = sb.msgs
+	}
+	switch se, ok := a.dp.(datapath.StateExecuter); {
+	case res.Verdict != simulation.Forward || actions.IsDrop():
+		a.sendState(msgs)
+	case ok && len(msgs) > 0:
+		// One sendmmsg for the messages and the packet (userspace).
+		sent, _ := se.ExecuteWithState(msgs, u.InPort, u.Frame, u.GSO, &actions)
+		a.stats.statePushed.Add(uint64(sent))
+		a.stats.statePushFailed.Add(uint64(len(msgs) - sent))
+	default:
+		a.sendState(msgs)
 		_ = a.dp.Execute(u.InPort, u.Frame, u.GSO, &actions)
 	}
 	for _, e := range res.Emit {

@@ -1,0 +1,161 @@
+package agent
+
+import (
+	"net/netip"
+	"testing"
+
+	"hivenet/internal/datapath"
+	"hivenet/internal/datapath/fake"
+	"hivenet/internal/flowstate"
+	"hivenet/internal/flowstate/conntrack"
+	"hivenet/internal/flowtable"
+	"hivenet/internal/simulation"
+	"hivenet/internal/topology"
+)
+
+// stateAgent is an agent with just what pushState and sendState use.
+func stateAgent(t *testing.T, host string) (*Agent, *fake.Datapath, *topology.Snapshot) {
+	t.Helper()
+	fs, err := conntrack.New(conntrack.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	dp := fake.New(fake.Config{})
+	a := &Agent{cfg: Config{Host: host}, fs: fs, dp: dp}
+	var changes []topology.Change
+	for i, name := range []string{"h1", "h2", "h3"} {
+		h := &topology.Host{Name: name, TunnelIP: netip.AddrFrom4([4]byte{10, 250, 0, byte(i + 1)}), TunnelPort: 4789}
+		changes = append(changes, topology.Change{Kind: topology.KindHost, ID: name, Host: h})
+	}
+	snap, _ := topology.Empty().Apply(changes)
+	return a, dp, snap
+}
+
+func connKey(i int) *flowstate.Key {
+	k := flowstate.Key{Zone: 7, Proto: 6, SrcPort: uint16(1000 + i), DstPort: 80}
+	src, dst := netip.AddrFrom4([4]byte{10, 0, 1, 11}).As16(), netip.AddrFrom4([4]byte{10, 0, 2, 13}).As16()
+	k.Src, k.Dst = src, dst
+	return &k
+}
+
+// TestPushState checks what pushState encodes for the other hosts: one
+// message per host (parts when it does not fit one datagram), nothing for
+// this host or unknown hosts, everything written locally, and nothing
+// left over from an earlier upcall whose buffer is reused.
+func TestPushState(t *testing.T) {
+	nat := &flowstate.NAT{Orig: *connKey(1), Xlat: *connKey(2)}
+	many := make([]simulation.StateWrite, 0, 200)
+	for i := range 200 {
+		many = append(many, simulation.StateWrite{Conn: connKey(i), Hosts: []string{"h2"}})
+	}
+	for _, tc := range []struct {
+		name   string
+		writes []simulation.StateWrite
+		// wantConns / wantNATs per destination tunnel address (all parts).
+		wantConns map[string]int
+		wantNATs  map[string]int
+		wantMsgs  int
+	}{
+		{name: "conn to one host", writes: []simulation.StateWrite{{Conn: connKey(1), Hosts: []string{"h2"}}},
+			wantConns: map[string]int{"10.250.0.2": 1}, wantMsgs: 1},
+		{name: "this host and an unknown host get nothing", writes: []simulation.StateWrite{{Conn: connKey(1), Hosts: []string{"h1", "nowhere"}}},
+			wantMsgs: 0},
+		{name: "conn and NAT to two hosts", writes: []simulation.StateWrite{
+			{Conn: connKey(1), Hosts: []string{"h2", "h3"}},
+			{NAT: nat, Hosts: []string{"h3"}},
+		}, wantConns: map[string]int{"10.250.0.2": 1, "10.250.0.3": 1}, wantNATs: map[string]int{"10.250.0.3": 1}, wantMsgs: 2},
+		{name: "too many for one datagram are split", writes: many,
+			wantConns: map[string]int{"10.250.0.2": 200}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			a, _, snap := stateAgent(t, "h1")
+			// A used buffer first: its leftovers must not leak in.
+			sb := getStateBuf()
+			a.pushState(snap, []simulation.StateWrite{{Conn: connKey(500), Hosts: []string{"h2", "h3"}}}, 1, sb)
+			putStateBuf(sb)
+			sb = getStateBuf()
+			defer putStateBuf(sb)
+			a.pushState(snap, tc.writes, 1, sb)
+			if tc.wantMsgs > 0 && len(sb.msgs) != tc.wantMsgs {
+				t.Errorf("%d messages, want %d", len(sb.msgs), tc.wantMsgs)
+			}
+			if tc.name == "too many for one datagram are split" && len(sb.msgs) < 2 {
+				t.Errorf("%d messages for 200 keys, want them split", len(sb.msgs))
+			}
+			conns, nats := map[string]int{}, map[string]int{}
+			for _, m := range sb.msgs {
+				if len(m.Msg) > flowstate.MaxMessageSize {
+					t.Errorf("message of %d bytes > %d", len(m.Msg), flowstate.MaxMessageSize)
+				}
+				if m.Remote.Port != 4789 {
+					t.Errorf("remote port %d", m.Remote.Port)
+				}
+				var pm flowstate.Message
+				if err := flowstate.ParseMessage(m.Msg, &pm); err != nil {
+					t.Fatalf("ParseMessage: %v", err)
+				}
+				for _, k := range pm.Conns {
+					if k.SrcPort == 1500 {
+						t.Errorf("key of the earlier upcall sent again")
+					}
+				}
+				conns[m.Remote.Addr.String()] += len(pm.Conns)
+				nats[m.Remote.Addr.String()] += len(pm.NATs)
+			}
+			for _, c := range []struct {
+				what      string
+				got, want map[string]int
+			}{{"conntrack keys", conns, tc.wantConns}, {"NAT bindings", nats, tc.wantNATs}} {
+				for addr, n := range c.want {
+					if c.got[addr] != n {
+						t.Errorf("%s to %s: %d, want %d", c.what, addr, c.got[addr], n)
+					}
+				}
+				for addr, n := range c.got {
+					if n != 0 && c.want[addr] == 0 {
+						t.Errorf("%s to %s: %d, want none", c.what, addr, n)
+					}
+				}
+			}
+			for _, w := range tc.writes {
+				if w.Conn != nil && a.fs.ConnState(*w.Conn) == topology.CTNew {
+					t.Errorf("conn %v not written locally", *w.Conn)
+				}
+			}
+		})
+	}
+}
+
+// TestSendStateWithPacket: with a datapath that implements
+// datapath.StateExecuter the messages leave with the packet, counted.
+func TestSendStateWithPacket(t *testing.T) {
+	a, dp, snap := stateAgent(t, "h1")
+	sb := getStateBuf()
+	defer putStateBuf(sb)
+	a.pushState(snap, []simulation.StateWrite{{Conn: connKey(1), Hosts: []string{"h2"}}}, 1, sb)
+	se, ok := datapath.Datapath(dp).(datapath.StateExecuter)
+	if !ok {
+		t.Fatal("fake datapath is no StateExecuter")
+	}
+	var drop flowtable.Actions
+	sent, err := se.ExecuteWithState(sb.msgs, 0, []byte{1, 2, 3}, datapath.GSO{}, &drop)
+	if err != nil || sent != 1 || dp.StateSentWithData() != 1 || len(dp.SentState()) != 1 {
+		t.Errorf("ExecuteWithState: sent %d, %v; with data %d", sent, err, dp.StateSentWithData())
+	}
+}
+
+// TestPushStateAllocs: a reused buffer makes pushState allocate nothing
+// beyond the local table entries.
+func TestPushStateAllocs(t *testing.T) {
+	a, _, snap := stateAgent(t, "h1")
+	writes := []simulation.StateWrite{{Conn: connKey(1), Hosts: []string{"h2"}}, {Conn: connKey(2), Hosts: []string{"h2", "h3"}}}
+	sb := new(stateBuf)
+	a.pushState(snap, writes, 1, sb) // grow the buffers, create the entries
+	allocs := testing.AllocsPerRun(100, func() {
+		sb.reset()
+		a.pushState(snap, writes, 1, sb)
+	})
+	if allocs > 0 {
+		t.Errorf("pushState: %.1f allocations per call with a reused buffer, want 0", allocs)
+	}
+}
