@@ -42,4 +42,7 @@ echo "== go test -race (unit, fuzz seeds, privileged namespace tests)"
 # in the server or an agent under real traffic fails the test that saw it.
 export HIVENET_E2E_RACE="${HIVENET_E2E_RACE-1}"
 go test -race -count=1 -timeout "${TEST_TIMEOUT:-25m}" ./...
+
+echo "== end-to-end suite again with the eBPF datapath (agents --datapath ebpf)"
+go test -count=1 -timeout "${TEST_TIMEOUT:-25m}" ./test/e2e -datapath ebpf -e2e.prefix hlb-
 echo "== all green"

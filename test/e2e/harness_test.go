@@ -2,8 +2,8 @@
 // namespace lab (internal/lab) with VMs running the real dhclient and ping.
 //
 // Every test is named TestPrivileged*, builds its own lab with the prefix
-// "hle-" (tests run one after the other), and tears it down in t.Cleanup,
-// dumping the server's and agents' logs when it failed. They need root, ip,
+// "hle-" (-e2e.prefix; tests run one after the other), and tears it down in
+// t.Cleanup, dumping the server's and agents' logs when it failed. They need root, ip,
 // dhclient and ping; without root they skip. $HIVENET_E2E_BIN runs a
 // prebuilt hivenet instead of building ./cmd/hivenet.
 package e2e
@@ -26,13 +26,15 @@ import (
 	"hivenet/internal/lab"
 )
 
-// prefix is the namespace/link prefix of every lab these tests build.
-const prefix = "hle-"
+// prefix is the namespace/link prefix of every lab these tests build;
+// runs that overlap in time (e.g. one per datapath) need distinct ones.
+var prefix = "hle-"
 
 var (
 	binary   string // the hivenet binary built by TestMain
 	buildErr error
 	datapath = flag.String("datapath", "", "passed to the agents as --datapath")
+	_        = flagPrefix()
 	keepLogs = flag.Bool("e2e.logs", false, "print the server's and agents' logs even when a test passes")
 	raceBin  = flag.Bool("e2e.race", os.Getenv("HIVENET_E2E_RACE") != "", "build hivenet with -race; a data race in any process fails the test (also $HIVENET_E2E_RACE)")
 )
@@ -291,4 +293,10 @@ func snmpField(snmp, proto, field string) (int, error) {
 		}
 	}
 	return 0, fmt.Errorf("no %s %s in /proc/net/snmp", proto, field)
+}
+
+// flagPrefix registers -e2e.prefix (default "hle-") over prefix.
+func flagPrefix() bool {
+	flag.StringVar(&prefix, "e2e.prefix", prefix, "namespace/link prefix of the labs (distinct per concurrent run)")
+	return true
 }
