@@ -123,7 +123,7 @@ func (d *Datapath) readUpcalls() {
 		if m.magic != upcallMagic {
 			continue // the host stack's own traffic on the TAP (none expected: no addresses, no ARP)
 		}
-		gso := decodeVnet(buf[:vnetHdrLen])
+		gso := datapath.DecodeVnetHdr(buf[:vnetHdrLen])
 		frame := buf[vnetHdrLen+metaSize : n]
 		switch m.reason {
 		case reasonState:
@@ -179,25 +179,6 @@ func subClamp(v, n uint16) uint16 {
 		return 0
 	}
 	return v - n
-}
-
-func decodeVnet(b []byte) datapath.GSO {
-	return datapath.GSO{
-		Flags:      b[0],
-		GSOType:    b[1],
-		HdrLen:     binary.LittleEndian.Uint16(b[2:]),
-		GSOSize:    binary.LittleEndian.Uint16(b[4:]),
-		CsumStart:  binary.LittleEndian.Uint16(b[6:]),
-		CsumOffset: binary.LittleEndian.Uint16(b[8:]),
-	}
-}
-
-func encodeVnet(b []byte, g datapath.GSO) {
-	b[0], b[1] = g.Flags, g.GSOType
-	binary.LittleEndian.PutUint16(b[2:], g.HdrLen)
-	binary.LittleEndian.PutUint16(b[4:], g.GSOSize)
-	binary.LittleEndian.PutUint16(b[6:], g.CsumStart)
-	binary.LittleEndian.PutUint16(b[8:], g.CsumOffset)
 }
 
 // bucket is a per-port token bucket for upcalls, touched only by the
@@ -342,7 +323,7 @@ func (d *Datapath) flood(in datapath.PortNo, key uint32, b []byte, gso datapath.
 
 // send writes virtio_net_hdr+frame (b) to ifindex with an optional mark.
 func (d *Datapath) send(ifindex int, b []byte, gso datapath.GSO, mark uint32) error {
-	encodeVnet(b[:vnetHdrLen], gso)
+	datapath.EncodeVnetHdr(b[:vnetHdrLen], gso)
 	et := binary.BigEndian.Uint16(b[vnetHdrLen+12:])
 	sa := unix.RawSockaddrLinklayer{Family: unix.AF_PACKET, Protocol: htons(et), Ifindex: int32(ifindex)}
 	var oob []byte

@@ -74,7 +74,7 @@ func FuzzCoalesce(f *testing.F) {
 			if len(out) > len(c.buf) || len(out) < vnetHdrLen {
 				t.Fatalf("wrote %d bytes", len(out))
 			}
-			g := decodeVnet(out)
+			g := datapath.DecodeVnetHdr(out)
 			if g.GSOType != gsoNone && (int(g.HdrLen) >= len(out)-vnetHdrLen || int(g.CsumStart)+18 > len(out)-vnetHdrLen) {
 				t.Fatalf("inconsistent GSO header %+v for %d bytes", g, len(out))
 			}

@@ -128,7 +128,7 @@ func (d *Datapath) process(c *txCtx, in datapath.PortNo, n int) {
 		d.st.malformed.Add(1)
 		return
 	}
-	g := decodeVnet(c.buf[headroom-vnetHdrLen:])
+	g := datapath.DecodeVnetHdr(c.buf[headroom-vnetHdrLen:])
 	frame := c.buf[headroom : headroom-vnetHdrLen+n]
 	if err := packet.Parse(frame, uint32(in), &c.m); err != nil {
 		d.st.malformed.Add(1)
@@ -230,7 +230,7 @@ func (d *Datapath) output(c *txCtx, s *state, p datapath.PortNo, frame []byte, g
 		return ErrNoPort // not wrapped: this path must not allocate
 	}
 	b := c.buf[headroom-vnetHdrLen : headroom+len(frame)]
-	encodeVnet(b, g)
+	datapath.EncodeVnetHdr(b, g)
 	return d.writePort(c, pt, b)
 }
 

@@ -82,25 +82,6 @@ var (
 	errBadOffload = errors.New("userspace: inconsistent virtio_net_hdr")
 )
 
-func decodeVnet(b []byte) datapath.GSO {
-	return datapath.GSO{
-		Flags:      b[0],
-		GSOType:    b[1],
-		HdrLen:     binary.LittleEndian.Uint16(b[2:]),
-		GSOSize:    binary.LittleEndian.Uint16(b[4:]),
-		CsumStart:  binary.LittleEndian.Uint16(b[6:]),
-		CsumOffset: binary.LittleEndian.Uint16(b[8:]),
-	}
-}
-
-func encodeVnet(b []byte, g datapath.GSO) {
-	b[0], b[1] = g.Flags, g.GSOType
-	binary.LittleEndian.PutUint16(b[2:], g.HdrLen)
-	binary.LittleEndian.PutUint16(b[4:], g.GSOSize)
-	binary.LittleEndian.PutUint16(b[6:], g.CsumStart)
-	binary.LittleEndian.PutUint16(b[8:], g.CsumOffset)
-}
-
 // completeChecksum finishes a CHECKSUM_PARTIAL frame in place: the
 // checksum field holds the pseudo-header sum; the sum over csum_start to
 // the end of the frame, complemented, is the full checksum
@@ -419,7 +400,7 @@ func (c *coalescer) flush() {
 	b := c.buf[:vnetHdrLen+c.n]
 	f := b[vnetHdrLen:]
 	if c.segs == 1 {
-		encodeVnet(b, datapath.GSO{})
+		datapath.EncodeVnetHdr(b, datapath.GSO{})
 		c.write(c.port, b)
 		c.n = 0
 		return
@@ -451,7 +432,7 @@ func (c *coalescer) flush() {
 	}
 	// Partial checksum: the folded pseudo-header sum, not complemented.
 	binary.BigEndian.PutUint16(f[l4+16:], ^packet.Checksum(nil, psum))
-	encodeVnet(b, g)
+	datapath.EncodeVnetHdr(b, g)
 	c.write(c.port, b)
 	c.n = 0
 }
@@ -462,7 +443,7 @@ func (c *coalescer) writePlain(p datapath.PortNo, frame []byte) {
 	if vnetHdrLen+len(frame) > len(c.buf) {
 		return
 	}
-	encodeVnet(c.buf, datapath.GSO{})
+	datapath.EncodeVnetHdr(c.buf, datapath.GSO{})
 	copy(c.buf[vnetHdrLen:], frame)
 	c.write(p, c.buf[:vnetHdrLen+len(frame)])
 }

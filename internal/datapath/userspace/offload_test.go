@@ -223,7 +223,7 @@ func TestSegmentTCP(t *testing.T) {
 			c.flush()
 			var re []byte
 			for _, b := range out {
-				h := decodeVnet(b)
+				h := datapath.DecodeVnetHdr(b)
 				f := b[vnetHdrLen:]
 				if h.GSOType == gsoNone {
 					_, _, p := checkSegment(t, f)
@@ -312,7 +312,7 @@ func TestCoalesceRefusesGaps(t *testing.T) {
 			if len(out) != tt.wantOut {
 				t.Fatalf("coalescer wrote %d frames, want %d", len(out), tt.wantOut)
 			}
-			if merged := decodeVnet(out[0]).GSOType != gsoNone; merged != tt.wantMerge {
+			if merged := datapath.DecodeVnetHdr(out[0]).GSOType != gsoNone; merged != tt.wantMerge {
 				t.Errorf("first frame merged = %v, want %v", merged, tt.wantMerge)
 			}
 		})
@@ -374,9 +374,9 @@ func TestSegmentUDPL4(t *testing.T) {
 func TestVnetRoundTrip(t *testing.T) {
 	g := datapath.GSO{Flags: 1, GSOType: 4, HdrLen: 86, GSOSize: 1378, CsumStart: 54, CsumOffset: 16}
 	var b [vnetHdrLen]byte
-	encodeVnet(b[:], g)
-	if got := decodeVnet(b[:]); got != g {
-		t.Errorf("decodeVnet(encodeVnet(%+v)) = %+v", g, got)
+	datapath.EncodeVnetHdr(b[:], g)
+	if got := datapath.DecodeVnetHdr(b[:]); got != g {
+		t.Errorf("datapath.DecodeVnetHdr(datapath.EncodeVnetHdr(%+v)) = %+v", g, got)
 	}
 }
 
