@@ -29,7 +29,8 @@
 # with ratios is printed at the end.
 #
 # Usage: sudo bench/l3.sh   (env: RUNS=3 DUR=5 CONC=8 PING_COUNT=20, TW_REUSE=1,
-#        ONLY="kernel ovn hivenet go" to run some, HIVENET_BIN=prebuilt binary)
+#        ONLY="kernel ovn hivenet go" to run some, HIVENET_BIN=prebuilt binary,
+#        DATAPATH=ebpf for the agents' datapath)
 # Needs: root, iproute2, iperf3, jq, curl, dhclient, go; for OVN the Debian
 # packages openvswitch-switch ovn-central ovn-host (only this script uses them).
 set -euo pipefail
@@ -98,7 +99,7 @@ hivenet_down() { [ -x "$BIN" ] && "$BIN" lab down --prefix $HP >/dev/null 2>&1 |
 hivenet_up() {
     hivenet_down
     lb_log "hivenet: lab up (2 hosts), networks a and b, router, vm1@host1, vm3@host2 (default security group)"
-    "$BIN" lab up --prefix $HP --hosts 2 > "$OUT/hivenet-lab-up.txt"
+    "$BIN" lab up --prefix $HP --hosts 2 ${DATAPATH:+--datapath "$DATAPATH"} > "$OUT/hivenet-lab-up.txt"
     local na nb sa sb r n
     na=$(api POST /v2.0/networks '{"network":{"name":"a"}}' | jq -r .network.id)
     nb=$(api POST /v2.0/networks '{"network":{"name":"b"}}' | jq -r .network.id)
