@@ -205,9 +205,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("loading topology: %w", err)
 	}
-	a.snapMu.Lock()
-	a.snap.Store(snap)
-	a.snapMu.Unlock()
+	a.replaceSnapshot(snap)
 	a.log.Info("topology loaded", "rev", rev)
 
 	a.dp.SetStateHandler(a.applyState)
@@ -244,7 +242,7 @@ func (a *Agent) Run(ctx context.Context) error {
 				}
 				return fmt.Errorf("watching topology: %w", b.Err)
 			}
-			a.applyBatch(b.Rev, b.Changes)
+			a.applyChanges(b.Rev, b.Changes)
 			a.reconcile(ctx)
 		case <-links:
 			a.reconcile(ctx)
@@ -320,10 +318,7 @@ func (a *Agent) reload(ctx context.Context) (<-chan store.WatchBatch, error) {
 	if err != nil {
 		return nil, fmt.Errorf("reloading topology: %w", err)
 	}
-	old := a.snap.Load()
-	a.snapMu.Lock()
-	a.snap.Store(snap)
-	a.snapMu.Unlock()
+	old := a.replaceSnapshot(snap)
 	a.dp.Invalidate(allTags(old, snap))
 	a.reconcile(ctx)
 	return a.cfg.Store.WatchTopology(ctx, rev), nil
@@ -333,23 +328,43 @@ func allTags(snaps ...*topology.Snapshot) []topology.Tag {
 	var t []topology.Tag
 	for _, s := range snaps {
 		s.Ports(func(p *topology.Port) { t = append(t, topology.TagPort(p.ID)) })
-		s.Bridges(func(b *topology.Bridge) { t = append(t, topology.TagBridge(b.ID), topology.TagFlood(b.ID)) })
+		s.Bridges(func(b *topology.Bridge) {
+			t = append(t, topology.TagBridge(b.ID), topology.TagFlood(b.ID))
+			if b.PhysNet != "" {
+				t = append(t, topology.TagUplinks(b.PhysNet))
+			}
+		})
+		s.Routers(func(r *topology.Router) { t = append(t, topology.TagRouter(r.ID)) })
 		s.Hosts(func(h *topology.Host) { t = append(t, topology.TagHost(h.Name)) })
 	}
 	return t
 }
 
-// applyBatch swaps in the snapshot with changes applied, then invalidates
-// the flows they affect (in that order; see the package comment).
-func (a *Agent) applyBatch(rev int64, changes []topology.Change) {
+// applyChanges swaps in the snapshot with changes applied (stamped with
+// rev when it is not 0), then invalidates the flows they affect: in that
+// order, see the package comment. The loop (watch batches) and upcall
+// handlers (learned MACs and ARP entries) both write through it.
+func (a *Agent) applyChanges(rev int64, changes []topology.Change) {
 	a.snapMu.Lock()
 	next, tags := a.snap.Load().Apply(changes)
-	next.Rev = rev
+	if rev != 0 {
+		next.Rev = rev
+	}
 	a.snap.Store(next)
 	a.snapMu.Unlock()
 	if len(tags) > 0 {
 		a.dp.Invalidate(tags)
 	}
+}
+
+// replaceSnapshot swaps in a whole new snapshot (a fresh load) and returns
+// the one it replaced; the caller invalidates.
+func (a *Agent) replaceSnapshot(snap *topology.Snapshot) *topology.Snapshot {
+	a.snapMu.Lock()
+	defer a.snapMu.Unlock()
+	old := a.snap.Load()
+	a.snap.Store(snap)
+	return old
 }
 
 // reconcile makes bindings, tunnel keys and flood sets match the snapshot

@@ -184,11 +184,7 @@ func (a *Agent) learn(macs []topology.MACEntry, arps []topology.ARPEntry) {
 		e := arps[i]
 		changes = append(changes, topology.Change{Kind: topology.KindARP, ID: e.ID(), ARP: &e})
 	}
-	a.snapMu.Lock()
-	next, tags := a.snap.Load().Apply(changes)
-	a.snap.Store(next)
-	a.snapMu.Unlock()
-	a.dp.Invalidate(tags)
+	a.applyChanges(0, changes)
 	for _, c := range changes {
 		select {
 		case a.learnq <- learned{mac: c.MAC, arp: c.ARP}:
