@@ -102,6 +102,53 @@ func listObjs[T any](ctx context.Context, st *store.Store, resource string) ([]*
 	return out, nil
 }
 
+// owned is a pointer to an API object owned by one project and seen by
+// that project (and admins) only.
+type owned[T any] interface {
+	*T
+	Owner() string
+}
+
+// visibleObj reads resource/id and returns it when c may see it; a
+// missing or foreign object is the same 404 naming kind, as in Neutron.
+func visibleObj[T any, P owned[T]](tx *store.Tx, c *caller, resource, kind, id string) (*T, error) {
+	if !validID(id) {
+		return nil, notFound(kind, id)
+	}
+	v, err := getObj[T](tx, resource, id)
+	if err != nil {
+		return nil, err
+	}
+	if v == nil || !c.canSee(P(v).Owner(), false) {
+		return nil, notFound(kind, id)
+	}
+	return v, nil
+}
+
+// listVisible lists the objects of resource that c may see.
+func listVisible[T any, P owned[T]](ctx context.Context, st *store.Store, c *caller, resource string) ([]*T, error) {
+	all, err := listObjs[T](ctx, st, resource)
+	if err != nil {
+		return nil, err
+	}
+	out := all[:0]
+	for _, v := range all {
+		if c.canSee(P(v).Owner(), false) {
+			out = append(out, v)
+		}
+	}
+	return out, nil
+}
+
+// anys converts a typed list for a resource's list func.
+func anys[T any](l []*T) []any {
+	out := make([]any, len(l))
+	for i, v := range l {
+		out[i] = v
+	}
+	return out
+}
+
 // writeIndexes deletes the index keys in old but not in new and creates
 // those in new but not in old, with owner as value. A new key held by
 // another owner is a 409 naming it (callers check the common cases first

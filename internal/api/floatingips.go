@@ -28,17 +28,8 @@ func (s *Server) floatingIPsResource() *resource {
 		singular: "floatingip", plural: "floatingips",
 		attrs: attrNames(translate.FloatingIP{}),
 		list: func(ctx context.Context, c *caller) ([]any, error) {
-			fs, err := listObjs[translate.FloatingIP](ctx, s.st, "floatingips")
-			if err != nil {
-				return nil, err
-			}
-			var out []any
-			for _, f := range fs {
-				if c.canSee(f.ProjectID, false) {
-					out = append(out, f)
-				}
-			}
-			return out, nil
+			fs, err := listVisible[translate.FloatingIP](ctx, s.st, c, "floatingips")
+			return anys(fs), err
 		},
 		show: func(ctx context.Context, c *caller, id string) (any, error) {
 			var f *translate.FloatingIP
@@ -55,17 +46,7 @@ func (s *Server) floatingIPsResource() *resource {
 }
 
 func visibleFIP(tx *store.Tx, c *caller, id string) (*translate.FloatingIP, error) {
-	if !validID(id) {
-		return nil, notFound("FloatingIP", id)
-	}
-	f, err := getObj[translate.FloatingIP](tx, "floatingips", id)
-	if err != nil {
-		return nil, err
-	}
-	if f == nil || !c.canSee(f.ProjectID, false) {
-		return nil, notFound("FloatingIP", id)
-	}
-	return f, nil
+	return visibleObj[translate.FloatingIP](tx, c, "floatingips", "FloatingIP", id)
 }
 
 // writeFIP stores f (API object, translation, index keys), replacing old.

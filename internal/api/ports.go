@@ -43,7 +43,7 @@ func (s *Server) portsResource() *resource {
 		singular: "port", plural: "ports",
 		attrs: attrNames(translate.Port{}),
 		list: func(ctx context.Context, c *caller) ([]any, error) {
-			ps, err := listObjs[translate.Port](ctx, s.st, "ports")
+			ps, err := listVisible[translate.Port](ctx, s.st, c, "ports")
 			if err != nil {
 				return nil, err
 			}
@@ -51,14 +51,10 @@ func (s *Server) portsResource() *resource {
 			if err != nil {
 				return nil, err
 			}
-			var out []any
 			for _, p := range ps {
-				if c.canSee(p.ProjectID, false) {
-					setStatus(p, bound[p.ID])
-					out = append(out, p)
-				}
+				setStatus(p, bound[p.ID])
 			}
-			return out, nil
+			return anys(ps), nil
 		},
 		show: func(ctx context.Context, c *caller, id string) (any, error) {
 			return s.readPort(ctx, c, id)
@@ -108,17 +104,7 @@ func (s *Server) readPort(ctx context.Context, c *caller, id string) (*translate
 }
 
 func visiblePort(tx *store.Tx, c *caller, id string) (*translate.Port, error) {
-	if !validID(id) {
-		return nil, notFound("Port", id)
-	}
-	p, err := getObj[translate.Port](tx, "ports", id)
-	if err != nil {
-		return nil, err
-	}
-	if p == nil || !c.canSee(p.ProjectID, false) {
-		return nil, notFound("Port", id)
-	}
-	return p, nil
+	return visibleObj[translate.Port](tx, c, "ports", "Port", id)
 }
 
 // bindingAttrs may only be set by an admin (Neutron's default policy): a

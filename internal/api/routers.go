@@ -36,17 +36,8 @@ func (s *Server) routersResource() *resource {
 		singular: "router", plural: "routers",
 		attrs: attrNames(translate.Router{}),
 		list: func(ctx context.Context, c *caller) ([]any, error) {
-			rs, err := listObjs[translate.Router](ctx, s.st, "routers")
-			if err != nil {
-				return nil, err
-			}
-			var out []any
-			for _, r := range rs {
-				if c.canSee(r.ProjectID, false) {
-					out = append(out, r)
-				}
-			}
-			return out, nil
+			rs, err := listVisible[translate.Router](ctx, s.st, c, "routers")
+			return anys(rs), err
 		},
 		show: func(ctx context.Context, c *caller, id string) (any, error) {
 			var r *translate.Router
@@ -63,17 +54,7 @@ func (s *Server) routersResource() *resource {
 }
 
 func visibleRouter(tx *store.Tx, c *caller, id string) (*translate.Router, error) {
-	if !validID(id) {
-		return nil, notFound("Router", id)
-	}
-	r, err := getObj[translate.Router](tx, "routers", id)
-	if err != nil {
-		return nil, err
-	}
-	if r == nil || !c.canSee(r.ProjectID, false) {
-		return nil, notFound("Router", id)
-	}
-	return r, nil
+	return visibleObj[translate.Router](tx, c, "routers", "Router", id)
 }
 
 // gatewayRequest is a decoded external_gateway_info: nil info clears the

@@ -57,17 +57,8 @@ func (s *Server) securityGroupsResource() *resource {
 			if err := s.ensureDefaultGroupOf(ctx, c.Project); err != nil {
 				return nil, err
 			}
-			gs, err := listObjs[translate.SecurityGroup](ctx, s.st, "security-groups")
-			if err != nil {
-				return nil, err
-			}
-			var out []any
-			for _, g := range gs {
-				if c.canSee(g.ProjectID, false) {
-					out = append(out, g)
-				}
-			}
-			return out, nil
+			gs, err := listVisible[translate.SecurityGroup](ctx, s.st, c, "security-groups")
+			return anys(gs), err
 		},
 		show: func(ctx context.Context, c *caller, id string) (any, error) {
 			var g *translate.SecurityGroup
@@ -91,16 +82,14 @@ func (s *Server) securityGroupRulesResource() *resource {
 			if err := s.ensureDefaultGroupOf(ctx, c.Project); err != nil {
 				return nil, err
 			}
-			gs, err := listObjs[translate.SecurityGroup](ctx, s.st, "security-groups")
+			gs, err := listVisible[translate.SecurityGroup](ctx, s.st, c, "security-groups")
 			if err != nil {
 				return nil, err
 			}
 			var out []any
 			for _, g := range gs {
-				if c.canSee(g.ProjectID, false) {
-					for i := range g.Rules {
-						out = append(out, &g.Rules[i])
-					}
+				for i := range g.Rules {
+					out = append(out, &g.Rules[i])
 				}
 			}
 			return out, nil

@@ -118,3 +118,16 @@ type SecurityGroup struct {
 	UpdatedAt      string              `json:"updated_at"`
 	RevisionNumber int                 `json:"revision_number"`
 }
+
+// Owner returns the project that owns the object (the API layer's
+// visibility checks are written once against it).
+func (p *Port) Owner() string { return p.ProjectID }
+
+// Owner returns the project that owns the router.
+func (r *Router) Owner() string { return r.ProjectID }
+
+// Owner returns the project that owns the floating IP.
+func (f *FloatingIP) Owner() string { return f.ProjectID }
+
+// Owner returns the project that owns the security group.
+func (g *SecurityGroup) Owner() string { return g.ProjectID }
