@@ -23,7 +23,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"sort"
 	"strconv"
 	"strings"
@@ -31,10 +30,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/vishvananda/netns"
-	"golang.org/x/sys/unix"
-
 	"hivenet/internal/datapath"
+	"hivenet/internal/datapath/datapathtest"
 	"hivenet/internal/flowtable"
 	"hivenet/internal/packet"
 	"hivenet/internal/topology"
@@ -48,65 +45,15 @@ const (
 
 func requireRoot(t *testing.T) {
 	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("needs root to create network namespaces and load BPF programs")
-	}
-	if _, err := exec.LookPath("ip"); err != nil {
-		t.Skip("needs iproute2")
-	}
+	datapathtest.RequireRoot(t, "needs root to create network namespaces and load BPF programs")
 }
 
-func run(t testing.TB, args ...string) string {
-	t.Helper()
-	out, err := exec.Command(args[0], args[1:]...).CombinedOutput()
-	if err != nil {
-		t.Fatalf("%s: %v\n%s", strings.Join(args, " "), err, out)
-	}
-	return string(out)
-}
-
-// inNS runs fn on an OS thread switched into namespace name. The thread is
-// discarded afterwards (the goroutine exits locked).
-func inNS(t testing.TB, name string, fn func() error) {
-	t.Helper()
-	errc := make(chan error, 1)
-	go func() {
-		runtime.LockOSThread()
-		h, err := netns.GetFromName(name)
-		if err != nil {
-			errc <- err
-			return
-		}
-		defer h.Close()
-		if err := netns.Set(h); err != nil {
-			errc <- err
-			return
-		}
-		errc <- fn()
-	}()
-	if err := <-errc; err != nil {
-		t.Fatalf("in netns %s: %v", name, err)
-	}
-}
-
-// delNamespaces removes namespaces with the given prefix (left by a
-// crashed earlier run, or ours at cleanup), stopping processes in them.
-func delNamespaces(prefix string) {
-	out, _ := exec.Command("ip", "netns", "list").Output()
-	for _, line := range strings.Split(string(out), "\n") {
-		f := strings.Fields(line)
-		if len(f) == 0 || !strings.HasPrefix(f[0], prefix) {
-			continue
-		}
-		pids, _ := exec.Command("ip", "netns", "pids", f[0]).Output()
-		for _, p := range strings.Fields(string(pids)) {
-			if pid, err := strconv.Atoi(p); err == nil && pid != os.Getpid() {
-				_ = unix.Kill(pid, unix.SIGKILL)
-			}
-		}
-		_ = exec.Command("ip", "netns", "del", f[0]).Run()
-	}
-}
+// Shared namespace helpers (package datapathtest).
+var (
+	run           = datapathtest.Run
+	inNS          = datapathtest.InNS
+	delNamespaces = datapathtest.DelNamespaces
+)
 
 // agentFunc decides the flow of a miss on host i (1 or 2): its mask and
 // actions.
