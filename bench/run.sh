@@ -53,8 +53,6 @@ export RESULTS_TSV
 
 KP=hbk-                   # kernel lab prefix
 HP=hbh-                   # hivenet lab prefix
-HRUN=/run/hivenet/lab-hbh # hivenet lab run dir
-UL=10.250.0
 VM_MTU=1450
 VM1_IP=10.40.0.11 VM2_IP=10.40.0.12
 BIN="$OUT/hivenet"
@@ -64,12 +62,6 @@ BIN="$OUT/hivenet"
 for t in ip iperf3 jq curl dhclient ping; do
     command -v "$t" >/dev/null || { echo "bench/run.sh: needs $t" >&2; exit 1; }
 done
-
-nsx() { local ns=$1; shift; ip netns exec "$ns" "$@"; }
-ns_add() {
-    ip netns add "$1"; ip -n "$1" link set lo up
-    nsx "$1" sysctl -qw net.ipv6.conf.all.disable_ipv6=1 net.ipv6.conf.default.disable_ipv6=1
-}
 
 # first_vs_cached LAB NS DST RUN -- the first echo (a new flow), then the
 # median of 5 echoes right after it (the cached flow), and their difference.
@@ -83,43 +75,8 @@ first_vs_cached() {
 }
 
 # ------------------------------------------------------------- kernel ----
-kernel_down() {
-    local ns pid
-    for ns in $(ip netns list | awk '{print $1}' | grep "^$KP" || true); do
-        for pid in $(ip netns pids "$ns" 2>/dev/null); do kill "$pid" 2>/dev/null || true; done
-        ip netns del "$ns"
-    done
-}
-
-kernel_up() {
-    kernel_down
-    lb_log "kernel: hosts, underlay bridge, br0 + vxlan100 per host, 2 VMs"
-    ns_add ${KP}ul
-    ip -n ${KP}ul link add br0 type bridge
-    ip -n ${KP}ul link set br0 up
-    local h o
-    for h in 1 2; do
-        ns_add ${KP}host$h
-        ip link add ul0 netns ${KP}host$h type veth peer host$h netns ${KP}ul
-        ip -n ${KP}ul link set host$h master br0 up
-        ip -n ${KP}host$h addr add $UL.$h/24 dev ul0
-        ip -n ${KP}host$h link set ul0 up
-    done
-    for h in 1 2; do
-        o=$((3 - h))
-        ip -n ${KP}host$h link add br0 type bridge
-        ip -n ${KP}host$h link add vx100 type vxlan id 100 dstport 4789 local $UL.$h remote $UL.$o dev ul0
-        ip -n ${KP}host$h link set vx100 master br0 up
-        ip -n ${KP}host$h link set br0 up
-        ns_add ${KP}vm$h
-        ip link add eth0 netns ${KP}vm$h type veth peer vm$h netns ${KP}host$h
-        ip -n ${KP}host$h link set vm$h mtu $VM_MTU master br0 up
-        ip -n ${KP}vm$h link set eth0 mtu $VM_MTU up
-    done
-    ip -n ${KP}vm1 addr add $VM1_IP/24 dev eth0
-    ip -n ${KP}vm2 addr add $VM2_IP/24 dev eth0
-    nsx ${KP}vm1 ping -n -c 1 -W 2 $VM2_IP >/dev/null
-}
+kernel_down() { lb_kernel_l2_down "$KP"; }
+kernel_up() { lb_kernel_l2_up "$KP" "$VM_MTU" "$VM1_IP" "$VM2_IP"; }
 
 kernel_first_packet() {
     local i m1 m2
@@ -128,44 +85,17 @@ kernel_first_packet() {
     ip -n ${KP}vm1 neigh replace $VM2_IP lladdr "$m2" dev eth0 nud permanent
     ip -n ${KP}vm2 neigh replace $VM1_IP lladdr "$m1" dev eth0 nud permanent
     for i in $(seq 1 "$FP_RUNS"); do
-        for h in 1 2; do nsx ${KP}host$h bridge fdb flush dev br0 dynamic 2>/dev/null || true; done
+        for h in 1 2; do lb_nsx ${KP}host$h bridge fdb flush dev br0 dynamic 2>/dev/null || true; done
         sleep 0.2
         first_vs_cached kernel ${KP}vm1 $VM2_IP "$i"
     done
 }
 
 # ------------------------------------------------------------ hivenet ----
-api() { # api METHOD PATH [JSON] -> response body; fails on HTTP >= 400
-    local url token
-    url=$(jq -r .api_url "$HRUN/lab.json"); token=$(jq -r .admin_token "$HRUN/lab.json")
-    curl -sS --fail-with-body -X "$1" -H "X-Auth-Token: $token" -H 'Content-Type: application/json' \
-        ${3:+--data "$3"} "$url$2"
-}
-
-hivenet_down() { [ -x "$BIN" ] && "$BIN" lab down --prefix $HP >/dev/null 2>&1 || true; }
-
-# hivenet_port NAME HOST IP -> port id
-hivenet_port() {
-    api POST /v2.0/ports "{\"port\":{\"name\":\"$1\",\"network_id\":\"$NET_ID\",\"binding:host_id\":\"$2\",
-        \"fixed_ips\":[{\"subnet_id\":\"$SUBNET_ID\",\"ip_address\":\"$3\"}]}}" | jq -r .port.id
-}
-
-hivenet_up() {
-    hivenet_down
-    lb_log "hivenet: lab up (2 hosts), network, 2 VMs with dhclient"
-    "$BIN" lab up --prefix $HP --hosts 2 ${DATAPATH:+--datapath "$DATAPATH"} > "$OUT/hivenet-lab-up.txt"
-    NET_ID=$(api POST /v2.0/networks '{"network":{"name":"bench"}}' | jq -r .network.id)
-    SUBNET_ID=$(api POST /v2.0/subnets "{\"subnet\":{\"network_id\":\"$NET_ID\",\"cidr\":\"10.40.0.0/24\",\"ip_version\":4}}" | jq -r .subnet.id)
-    hivenet_port vm1 host1 $VM1_IP >/dev/null
-    hivenet_port vm2 host2 $VM2_IP >/dev/null
-    "$BIN" lab vm add vm1 --prefix $HP --host host1 --port vm1
-    "$BIN" lab vm add vm2 --prefix $HP --host host2 --port vm2
-    local i
-    for i in $(seq 1 50); do
-        nsx ${HP}vm1 ping -n -c 1 -W 1 $VM2_IP >/dev/null 2>&1 && return 0
-    done
-    lb_log "hivenet: vm1 cannot reach vm2"; return 1
-}
+api() { lb_hivenet_api "$HP" "$@"; }
+hivenet_down() { lb_hivenet_down "$BIN" "$HP"; }
+hivenet_port() { lb_hivenet_port "$HP" "$@"; }
+hivenet_up() { lb_hivenet_l2_up "$BIN" "$HP" "${DATAPATH:-}" 10.40.0.0/24 "$VM_MTU" "$VM1_IP" "$VM2_IP"; }
 
 # A new flow each run: a fresh port fpN on host1 (static address, static ARP
 # both ways), then the first and the second echo to vm2.
@@ -194,7 +124,8 @@ hivenet_first_packet() {
 cleanup() {
     local f
     for f in "$OUT"/iperf-*.pid; do [ -e "$f" ] && lb_iperf_server_stop "$f"; done
-    if [ -d "$HRUN/logs" ]; then cp -r "$HRUN/logs" "$OUT/hivenet-logs" 2>/dev/null || true; fi
+    f=$(lb_hivenet_rundir "$HP")/logs
+    if [ -d "$f" ]; then cp -r "$f" "$OUT/hivenet-logs" 2>/dev/null || true; fi
     hivenet_down
     kernel_down
 }
