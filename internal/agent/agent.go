@@ -53,6 +53,10 @@ type Config struct {
 	// Resync is the period of the safety rescan of local interfaces (the
 	// agent also reacts to netlink link events at once). Default 2s.
 	Resync time.Duration
+	// ControlSocket is the unix socket of the local control endpoint
+	// (flow listing and counters, see control.go), made 0600 when Run
+	// starts and removed when it returns; "" disables it.
+	ControlSocket string
 }
 
 // Validate checks the config and fills in defaults.
@@ -66,6 +70,9 @@ func (c *Config) Validate() error {
 		return errors.New("agent: store is required")
 	case c.Datapath == nil:
 		return errors.New("agent: datapath is required")
+	}
+	if len(c.ControlSocket) > maxSocketPath {
+		return fmt.Errorf("agent: control socket path %q: longer than %d bytes", c.ControlSocket, maxSocketPath)
 	}
 	if c.TunnelPort == 0 {
 		c.TunnelPort = 4789
@@ -196,6 +203,11 @@ func (a *Agent) Run(ctx context.Context) error {
 		a.restoreFlowState()
 		defer a.saveFlowState()
 	}
+	ctl, err := a.startControl()
+	if err != nil {
+		return err
+	}
+	defer ctl.close()
 	if err := a.register(ctx); err != nil {
 		return err
 	}
@@ -223,6 +235,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	for {
 		select {
 		case <-ctx.Done():
+			ctl.close() // before the datapath closes
 			a.shutdown()
 			return nil
 		case b, ok := <-watch:
