@@ -12,6 +12,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"hivenet/internal/agent"
+	"hivenet/internal/client"
 	"hivenet/internal/datapath"
 	"hivenet/internal/datapath/ebpf"
 	"hivenet/internal/datapath/userspace"
@@ -22,7 +23,7 @@ import (
 func init() {
 	var (
 		host, tunnelIP, endpoints, dpName, logLevel string
-		stateDir, bpfPinRoot                        string
+		stateDir, bpfPinRoot, controlSocket         string
 		mappings                                    []string
 		tunnelPort                                  uint16
 		hostTTL, flowIdle, flowHard, stateIdle      time.Duration
@@ -77,7 +78,8 @@ func init() {
 			a, err := agent.New(agent.Config{
 				Host: host, TunnelIP: ip, TunnelPort: tunnelPort, Store: st, Datapath: dp,
 				DatapathName: dpName, Logger: log, HostTTL: hostTTL, BridgeMappings: bm, StateDir: stateDir,
-				FlowState: conntrack.Config{ConnIdle: int64(stateIdle), NATIdle: int64(stateIdle)},
+				FlowState:     conntrack.Config{ConnIdle: int64(stateIdle), NATIdle: int64(stateIdle)},
+				ControlSocket: controlSocket,
 			})
 			if err != nil {
 				return err
@@ -100,6 +102,7 @@ func init() {
 	f.StringSliceVar(&mappings, "bridge-mappings", nil, "PHYSNET:INTERFACE[,...]: bind INTERFACE as the uplink of the flat external network on PHYSNET (gateway hosts)")
 	f.DurationVar(&flowHard, "flow-hard-timeout", 2*time.Minute, "age after which a flow is removed even if busy (it is simulated again: state it depends on is refreshed then)")
 	f.DurationVar(&stateIdle, "flow-state-idle", 10*time.Minute, "idle time after which a conntrack entry or NAT binding is removed (must exceed --flow-hard-timeout)")
+	f.StringVar(&controlSocket, "control-socket", client.DefaultAgentSocket, "unix socket (mode 0600) of the local control endpoint that hivenet flows and hivenet agent-stats read; empty: none")
 	f.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
 	_ = cmd.MarkFlagRequired("tunnel-ip")
 	root.AddCommand(cmd)

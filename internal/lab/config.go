@@ -295,6 +295,13 @@ func validIfName(n string) error {
 // ports' binding:host_id.
 func HostName(i int) string { return fmt.Sprintf("host%d", i) }
 
+// ControlSocket is the control socket of host's agent in a lab whose run
+// directory is runDir (next to its flow state, so Down removes it): what
+// `hivenet flows --socket` reads.
+func ControlSocket(runDir, host string) string {
+	return filepath.Join(runDir, "state", host, "agent.sock")
+}
+
 // hostAddr returns the underlay address of host i (1-based).
 func hostAddr(underlay netip.Prefix, i int) netip.Addr {
 	return addN(underlay.Addr(), uint32(i))

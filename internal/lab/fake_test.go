@@ -43,6 +43,7 @@ func runFake(role string, args []string) error {
 	fs.String("tunnel-ip", "", "")
 	fs.String("bridge-mappings", "", "")
 	fs.String("state-dir", "", "")
+	fs.String("control-socket", "", "")
 	endpoints := fs.String("etcd-endpoints", "", "")
 	if err := fs.Parse(args); err != nil {
 		return err

@@ -433,6 +433,7 @@ func (l *Lab) StartAgent(ctx context.Context, host string) error {
 		"--tunnel-ip", h.TunnelIP.String(),
 		"--etcd-endpoints", l.st.EtcdURL,
 		"--state-dir", filepath.Join(l.cfg.RunDir, "state", h.Name),
+		"--control-socket", ControlSocket(l.cfg.RunDir, h.Name),
 	}
 	if l.cfg.Datapath != "" {
 		argv = append(argv, "--datapath", l.cfg.Datapath)
