@@ -17,8 +17,13 @@
 #                     during the first run of every iperf3 test
 #   CPU_PER_GB=0      1: every iperf3 TCP run also records CPU seconds per GB
 #                     received: tcp_pN_sys_cpu_s_per_gb (whole machine: /proc/stat
-#                     user+nice+system+irq+softirq) and, when WATCH is set,
-#                     tcp_pN_proc_cpu_s_per_gb (utime+stime of the WATCH processes)
+#                     user+nice+system+irq+softirq over the iperf3 client's life),
+#                     tcp_pN_bg_busy_pct (the machine's busy % with no traffic:
+#                     the mean of the second before and the second after the
+#                     run; others' load on a shared machine),
+#                     tcp_pN_net_cpu_s_per_gb (sys minus that background rate
+#                     over the run) and, when WATCH is set, tcp_pN_proc_cpu_s_per_gb
+#                     (utime+stime of the WATCH processes)
 
 : "${RUNS:=3}" "${DUR:=10}" "${PING_COUNT:=20}" "${PING_INTERVAL:=0.2}"
 : "${UDP_LEN:=64}" "${SKIP_UDP:=0}" "${SKIP_P4:=0}" "${CPU_SAMPLE:=1}" "${CPU_PER_GB:=0}"
@@ -158,12 +163,14 @@ LB_HZ=$(getconf CLK_TCK)
 # lb_tcp_run LAB CASE NS DST P RUN -- one iperf3 TCP run (P streams, DUR s)
 # -> Gbit/s and retransmits (and CPU per GB with CPU_PER_GB=1).
 lb_tcp_run() {
-    local lab=$1 case=$2 ns=$3 dst=$4 par=$5 i=$6 out gbps retr snap b0 b1 w0 w1 bytes
+    local lab=$1 case=$2 ns=$3 dst=$4 par=$5 i=$6 out gbps retr snap b0 b1 w0 w1 t0 t1 bg bytes
     snap=$(mktemp)
+    if [ "$CPU_PER_GB" = 1 ]; then b0=$(_lb_busy_ticks); sleep 1; bg=$(( $(_lb_busy_ticks) - b0 )); fi
     [ "$i" = 1 ] && [ "$CPU_SAMPLE" = 1 ] && lb_cpu_begin "$snap"
-    b0=$(_lb_busy_ticks); w0=$(_lb_watch_ticks)
+    b0=$(_lb_busy_ticks); w0=$(_lb_watch_ticks); t0=$(date +%s.%N)
     out=$(ip netns exec "$ns" iperf3 -c "$dst" -p "$IPERF_PORT" -t "$DUR" -P "$par" -J 2>/dev/null || true)
-    b1=$(_lb_busy_ticks); w1=$(_lb_watch_ticks)
+    b1=$(_lb_busy_ticks); w1=$(_lb_watch_ticks); t1=$(date +%s.%N)
+    if [ "$CPU_PER_GB" = 1 ]; then sleep 1; bg=$(( (bg + $(_lb_busy_ticks) - b1) / 2 )); fi
     if [ "$i" = 1 ] && [ "$CPU_SAMPLE" = 1 ]; then lb_cpu_end "$snap" "$lab" "$case" "tcp_p${par}"; else rm -f "$snap"; fi
     gbps=$(jq -r '(.end.sum_received.bits_per_second // 0) / 1e9 | . * 1000 | round / 1000' <<<"$out" 2>/dev/null || echo 0)
     retr=$(jq -r '.end.sum_sent.retransmits // "NA"' <<<"$out" 2>/dev/null || echo NA)
@@ -173,6 +180,11 @@ lb_tcp_run() {
         bytes=$(jq -r '.end.sum_received.bytes // 0' <<<"$out" 2>/dev/null || echo 0)
         lb_record "$lab" "$case" "tcp_p${par}_sys_cpu_s_per_gb" "$i" \
             "$(awk -v t=$((b1 - b0)) -v hz="$LB_HZ" -v b="${bytes:-0}" 'BEGIN{ if (b > 0) printf "%.3f", t/hz/(b/1e9); else print "NA" }')"
+        lb_record "$lab" "$case" "tcp_p${par}_bg_busy_pct" "$i" \
+            "$(awk -v t="$bg" -v hz="$LB_HZ" -v n="$(nproc)" 'BEGIN{ printf "%.0f", 100*t/hz/n }')"
+        lb_record "$lab" "$case" "tcp_p${par}_net_cpu_s_per_gb" "$i" \
+            "$(awk -v t=$((b1 - b0)) -v bg="$bg" -v d="$(awk -v a="$t0" -v b="$t1" 'BEGIN{print b-a}')" -v hz="$LB_HZ" -v b="${bytes:-0}" \
+                'BEGIN{ if (b > 0) printf "%.3f", (t - bg*d)/hz/(b/1e9); else print "NA" }')"
         [ -z "${WATCH:-}" ] || lb_record "$lab" "$case" "tcp_p${par}_proc_cpu_s_per_gb" "$i" \
             "$(awk -v t=$((w1 - w0)) -v hz="$LB_HZ" -v b="${bytes:-0}" 'BEGIN{ if (b > 0) printf "%.3f", t/hz/(b/1e9); else print "NA" }')"
     fi
@@ -281,6 +293,13 @@ lb_kernel_l2_up() {
     lb_nsx "${p}vm1" ping -n -c 1 -W 2 "$ip2" >/dev/null
 }
 
+# lb_quiet LOG CMD... -- run CMD with its output appended to LOG; on failure
+# show LOG's tail and fail.
+lb_quiet() {
+    local log=$1; shift
+    "$@" >> "$log" 2>&1 || { tail -20 "$log" >&2; return 1; }
+}
+
 # lb_hivenet_rundir P -- the lab's run dir (lab.DefaultRunDir).
 lb_hivenet_rundir() { echo "/run/hivenet/lab-$(sed 's/-*$//' <<<"$1")"; }
 
@@ -308,18 +327,19 @@ lb_hivenet_port() {
 # MTU bytes (the VMs get it by DHCP) with subnet CIDR, ports vm1@host1 (IP1)
 # and vm2@host2 (IP2) in the project's default security group, VMs with
 # dhclient. Sets LB_NET_ID and LB_SUBNET_ID; fails when vm1 cannot reach
-# vm2 or a VM's MTU is not MTU. `lab up` output: beside RESULTS_TSV.
+# vm2 or a VM's MTU is not MTU. Output of `lab`: lab-up-P.txt beside RESULTS_TSV.
 lb_hivenet_l2_up() {
-    local bin=$1 p=$2 dp=$3 cidr=$4 mtu=$5 ip1=$6 ip2=$7 i m
+    local bin=$1 p=$2 dp=$3 cidr=$4 mtu=$5 ip1=$6 ip2=$7 i m log
     lb_hivenet_down "$bin" "$p"
     lb_log "hivenet ($p): lab up (2 hosts, datapath ${dp:-default}), network (MTU $mtu), 2 VMs with dhclient"
-    "$bin" lab up --prefix "$p" --hosts 2 ${dp:+--datapath "$dp"} > "$(dirname "$RESULTS_TSV")/lab-up-$p.txt"
+    log="$(dirname "$RESULTS_TSV")/lab-up-$p.txt"
+    lb_quiet "$log" "$bin" lab up --prefix "$p" --hosts 2 ${dp:+--datapath "$dp"}
     LB_NET_ID=$(lb_hivenet_api "$p" POST /v2.0/networks "{\"network\":{\"name\":\"bench\",\"mtu\":$mtu}}" | jq -r .network.id)
     LB_SUBNET_ID=$(lb_hivenet_api "$p" POST /v2.0/subnets "{\"subnet\":{\"network_id\":\"$LB_NET_ID\",\"cidr\":\"$cidr\",\"ip_version\":4}}" | jq -r .subnet.id)
     lb_hivenet_port "$p" vm1 host1 "$ip1" >/dev/null
     lb_hivenet_port "$p" vm2 host2 "$ip2" >/dev/null
-    "$bin" lab vm add vm1 --prefix "$p" --host host1 --port vm1
-    "$bin" lab vm add vm2 --prefix "$p" --host host2 --port vm2
+    lb_quiet "$log" "$bin" lab vm add vm1 --prefix "$p" --host host1 --port vm1
+    lb_quiet "$log" "$bin" lab vm add vm2 --prefix "$p" --host host2 --port vm2
     for i in 1 2; do
         m=$(ip -n "${p}vm$i" -j link show eth0 | jq -r '.[0].mtu')
         [ "$m" = "$mtu" ] || { lb_log "hivenet ($p): vm$i eth0 MTU $m, want $mtu"; return 1; }
