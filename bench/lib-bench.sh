@@ -350,6 +350,12 @@ lb_hivenet_l2_up() {
     lb_log "hivenet ($p): vm1 cannot reach vm2"; return 1
 }
 
+# lb_hivenet_stat BIN P HOST FIELD -> FIELD (a jq path, e.g. .flows_installed)
+# of `hivenet agent-stats` from the agent of lab host HOST.
+lb_hivenet_stat() {
+    "$1" agent-stats --lab "$3" --prefix "$2" -o json | jq -r "$4"
+}
+
 # lb_hivenet_agents P -> "agent-host1=PID agent-host2=PID" (for WATCH).
 lb_hivenet_agents() {
     local run f out=""
