@@ -41,8 +41,12 @@ type AgentFlow struct {
 	// Match lists the fields the mask keeps, ovs-dpctl style, e.g.
 	// "in_port=3 eth_dst=fa:16:3e:00:00:05 ip ip_dst=10.0.0.5 tcp dst_port=22".
 	Match string `json:"match"`
-	// Mask holds the mask of each field Match names, by the same names
-	// ("in_port": "0xffffffff", "ip_dst": "255.255.255.0").
+	// Mask holds the mask of each field the flow matches on, by
+	// packet.FlowMatch field in snake case: in_port, eth_src, eth_dst,
+	// eth_type, vlan, ip_src, ip_dst, ip_proto, ip_ttl, ip_frag, src_port,
+	// dst_port, arp_sha, icmp_id ("in_port": "0xffffffff", "ip_dst":
+	// "255.255.255.0"). For ICMP src_port and dst_port are the type and
+	// code, for ARP ip_src and ip_dst the protocol addresses.
 	Mask map[string]string `json:"mask"`
 	// Actions is the action list as text ("drop" when empty); ActionList
 	// the same, one object per action.
@@ -97,7 +101,9 @@ type AgentStats struct {
 	DP DatapathStats `json:"datapath_stats"`
 }
 
-// DatapathStats mirrors datapath.Stats field for field.
+// DatapathStats mirrors datapath.Stats field for field: the agent
+// converts one into the other, so a counter added there must be added
+// here (the build says so).
 type DatapathStats struct {
 	RxPackets               uint64 `json:"rx_packets"`
 	TxPackets               uint64 `json:"tx_packets"`
