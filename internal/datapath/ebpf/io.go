@@ -76,27 +76,31 @@ func (d *Datapath) openTap() error {
 	return nil
 }
 
-// openSockets opens the AF_PACKET socket Execute sends with and the UDP
-// socket of flow-state messages.
+// openSockets opens the non-blocking AF_PACKET socket Execute and
+// SendState send with.
 func (d *Datapath) openSockets() error {
-	fd, err := unix.Socket(unix.AF_PACKET, unix.SOCK_RAW|unix.SOCK_CLOEXEC, 0)
+	fd, err := unix.Socket(unix.AF_PACKET, unix.SOCK_RAW|unix.SOCK_CLOEXEC|unix.SOCK_NONBLOCK, 0)
 	if err != nil {
 		return fmt.Errorf("ebpf: AF_PACKET socket: %w", err)
 	}
-	d.txFD = fd
+	d.tx = os.NewFile(uintptr(fd), "packet:tx")
 	if err := unix.SetsockoptInt(fd, unix.SOL_PACKET, unix.PACKET_VNET_HDR, 1); err != nil {
 		return fmt.Errorf("ebpf: PACKET_VNET_HDR: %w", err)
 	}
 	if unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_SNDBUFFORCE, sockBuf) != nil {
 		_ = unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_SNDBUF, sockBuf)
 	}
+	if d.txRC, err = d.tx.SyscallConn(); err != nil {
+		return fmt.Errorf("ebpf: AF_PACKET socket: %w", err)
+	}
+	// The VXLAN device sends from TunnelIP: the host must hold it.
 	u, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
 		return fmt.Errorf("ebpf: UDP socket: %w", err)
 	}
-	d.udp = os.NewFile(uintptr(u), "udp:state")
+	defer unix.Close(u)
 	if err := unix.Bind(u, &unix.SockaddrInet4{Addr: d.cfg.TunnelIP.As4()}); err != nil {
-		return fmt.Errorf("ebpf: binding the state socket to %v: %w", d.cfg.TunnelIP, err)
+		return fmt.Errorf("ebpf: tunnel IP %v is not an address of this host: %w", d.cfg.TunnelIP, err)
 	}
 	return nil
 }
@@ -106,14 +110,28 @@ func (d *Datapath) readUpcalls() {
 	defer d.wg.Done()
 	buf := make([]byte, vnetHdrLen+metaSize+maxFrame+4)
 	var u datapath.Upcall
+	rc, err := d.tap.SyscallConn()
+	if err != nil {
+		d.log.Error("upcall device unusable", "err", err)
+		return
+	}
+	var n int
+	var rerr unix.Errno
+	readFn := func(fd uintptr) bool {
+		r, _, e := unix.RawSyscall(unix.SYS_READ, fd, uintptr(unsafe.Pointer(&buf[0])), uintptr(len(buf)))
+		n, rerr = int(r), e
+		return e != unix.EAGAIN
+	}
 	for {
-		n, err := d.tap.Read(buf)
-		if err != nil {
-			if d.closed.Load() || errors.Is(err, os.ErrClosed) {
-				return
+		if err := rc.Read(readFn); err != nil {
+			return // closed
+		}
+		if rerr != 0 {
+			if rerr == unix.EINTR {
+				continue
 			}
 			d.st.upcallErr.Add(1)
-			time.Sleep(time.Millisecond)
+			time.Sleep(time.Millisecond) // never spin on a failing device
 			continue
 		}
 		if n < vnetHdrLen+metaSize {
@@ -203,9 +221,80 @@ func (d *Datapath) allowUpcall(p datapath.PortNo) bool {
 
 // Execute sends frame, entering at inPort with its GSO metadata, through
 // actions: rewrites are applied to a copy in Go, outputs are sent by the
-// kernel (AF_PACKET with the virtio_net_hdr; tunnel outputs through the
-// VXLAN device with an exec-slot mark).
+// kernel (AF_PACKET with the virtio_net_hdr, all outputs in one
+// sendmmsg; tunnel outputs through the VXLAN device with an exec-slot
+// mark).
 func (d *Datapath) Execute(inPort datapath.PortNo, frame []byte, gso datapath.GSO, actions *flowtable.Actions) error {
+	b := d.getBatch()
+	defer b.release()
+	return d.execute(b, inPort, frame, gso, actions)
+}
+
+// ExecuteWithState implements datapath.StateExecuter: the messages go
+// into the VXLAN device (VNI datapath.StateKey) ahead of the frame's
+// outputs, all in one sendmmsg.
+func (d *Datapath) ExecuteWithState(msgs []datapath.StateMessage, inPort datapath.PortNo, frame []byte, gso datapath.GSO, actions *flowtable.Actions) (int, error) {
+	b := d.getBatch()
+	defer b.release()
+	var errs []error
+	if d.closed.Load() {
+		return 0, ErrClosed
+	}
+	d.execMu.RLock()
+	for _, m := range msgs {
+		if err := d.queueState(b, m.Remote, m.Msg); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	d.execMu.RUnlock()
+	errs = append(errs, d.execute(b, inPort, frame, gso, actions))
+	d.st.stateTx.Add(uint64(b.stateSent))
+	return b.stateSent, errors.Join(errs...)
+}
+
+// SendState sends msg to remote as one VXLAN datagram with VNI
+// datapath.StateKey, through the VXLAN device like the data (so a
+// message sent before a packet leaves first). msg must be at least 14
+// bytes (the receiving collect_md device reads an Ethernet header);
+// remote.Port is not honoured (one UDP port for every host).
+func (d *Datapath) SendState(remote datapath.Remote, msg []byte) error {
+	if d.closed.Load() {
+		return ErrClosed
+	}
+	b := d.getBatch()
+	defer b.release()
+	d.execMu.RLock()
+	err := d.queueState(b, remote, msg)
+	if err == nil {
+		b.flush()
+		err = b.err()
+	}
+	d.execMu.RUnlock()
+	d.st.stateTx.Add(uint64(b.stateSent))
+	return err
+}
+
+// queueState checks a flow-state message and queues it; execMu is read
+// locked.
+func (d *Datapath) queueState(b *txBatch, remote datapath.Remote, msg []byte) error {
+	a := remote.Addr.Unmap()
+	switch {
+	case !a.Is4():
+		return fmt.Errorf("ebpf: flow state to %v: the tunnel is IPv4", remote.Addr)
+	case len(msg) > maxUDPPayload-packet.VXLANHeaderLen:
+		return fmt.Errorf("ebpf: flow-state message of %d bytes exceeds %d", len(msg), maxUDPPayload-packet.VXLANHeaderLen)
+	case len(msg) < minStateMsg:
+		return fmt.Errorf("ebpf: flow-state message of %d bytes: at least %d are needed (the receiving VXLAN device drops shorter frames)", len(msg), minStateMsg)
+	}
+	if err := d.queueTunnel(b, datapath.StateKey, a.As4(), msg, datapath.GSO{}); err != nil {
+		return err
+	}
+	b.nstate++
+	return nil
+}
+
+// execute queues frame's outputs on b and flushes it.
+func (d *Datapath) execute(b *txBatch, inPort datapath.PortNo, frame []byte, gso datapath.GSO, actions *flowtable.Actions) error {
 	if len(frame) > maxFrame {
 		return fmt.Errorf("ebpf: frame of %d bytes exceeds %d", len(frame), maxFrame)
 	}
@@ -217,31 +306,45 @@ func (d *Datapath) Execute(inPort datapath.PortNo, frame []byte, gso datapath.GS
 	}
 	bp := d.bufPool.Get().(*[]byte)
 	defer d.bufPool.Put(bp)
-	b := (*bp)[:vnetHdrLen+len(frame)]
-	copy(b[vnetHdrLen:], frame)
-	f := b[vnetHdrLen:]
+	f := (*bp)[:len(frame)]
+	copy(f, frame)
 	var rw datapath.Rewriter
 	var errs []error
+	queued := false // f is referenced by queued frames
+	d.execMu.RLock()
+	defer d.execMu.RUnlock()
+	defer b.flush() // before f goes back to the pool
 	for i := range actions.List() {
 		a := &actions.A[i]
 		switch a.Kind {
 		case flowtable.ActOutput:
-			errs = append(errs, d.sendPort(datapath.PortNo(a.Port), b, gso))
-		case flowtable.ActTunnel:
-			errs = append(errs, d.sendTunnel(a.Key, a.Remote, b, gso))
-		case flowtable.ActFlood:
-			errs = append(errs, d.flood(inPort, a.Key, b, gso))
-		default:
-			if datapath.IsRewrite(a.Kind) {
-				if err := rw.Apply(f, gso, a); err != nil {
-					return errors.Join(append(errs, err)...)
-				}
-				continue
+			if ifx, ok := d.portIfindex(datapath.PortNo(a.Port)); ok {
+				b.add(ifx, f, gso, 0)
+				queued = true
+			} else {
+				errs = append(errs, fmt.Errorf("%w: %d", ErrNoPort, a.Port))
 			}
-			return fmt.Errorf("ebpf: unknown action kind %d", a.Kind)
+		case flowtable.ActTunnel:
+			errs = append(errs, d.queueTunnel(b, a.Key, a.Remote, f, gso))
+			queued = true
+		case flowtable.ActFlood:
+			errs = append(errs, d.queueFlood(b, inPort, a.Key, f, gso))
+			queued = true
+		default:
+			if !datapath.IsRewrite(a.Kind) {
+				return errors.Join(append(errs, fmt.Errorf("ebpf: unknown action kind %d", a.Kind))...)
+			}
+			if queued { // a rewrite after an output: send what was before it
+				b.flush()
+				queued = false
+			}
+			if err := rw.Apply(f, gso, a); err != nil {
+				return errors.Join(append(errs, err)...)
+			}
 		}
 	}
-	return errors.Join(errs...)
+	b.flush()
+	return errors.Join(append(errs, b.err())...)
 }
 
 func (d *Datapath) portIfindex(p datapath.PortNo) (int, bool) {
@@ -254,28 +357,25 @@ func (d *Datapath) portIfindex(p datapath.PortNo) (int, bool) {
 	return pt.ifindex, true
 }
 
-func (d *Datapath) sendPort(p datapath.PortNo, b []byte, gso datapath.GSO) error {
-	ifx, ok := d.portIfindex(p)
-	if !ok {
-		return fmt.Errorf("%w: %d", ErrNoPort, p)
-	}
-	return d.send(ifx, b, gso, 0)
-}
-
-func (d *Datapath) sendTunnel(vni uint32, remote [4]byte, b []byte, gso datapath.GSO) error {
-	r := binary.BigEndian.Uint32(remote[:])
-	d.execMu.RLock()
-	slot, ok := d.execSlots[execKey{vni, r}]
-	d.execMu.RUnlock()
-	if !ok {
-		var err error
-		if slot, err = d.newExecSlot(execKey{vni, r}); err != nil {
+// queueTunnel queues f into the VXLAN device with the exec slot of
+// (vni, remote); execMu is read locked. A new slot is made with the
+// queued frames flushed first, since making one may renumber the slots
+// their marks name.
+func (d *Datapath) queueTunnel(b *txBatch, vni uint32, remote [4]byte, f []byte, gso datapath.GSO) error {
+	k := execKey{vni, binary.BigEndian.Uint32(remote[:])}
+	for {
+		if slot, ok := d.execSlots[k]; ok {
+			b.add(d.vxIndex, f, gso, execMark|slot)
+			return nil
+		}
+		b.flush()
+		d.execMu.RUnlock()
+		_, err := d.newExecSlot(k)
+		d.execMu.RLock()
+		if err != nil {
 			return err
 		}
 	}
-	d.execMu.RLock()
-	defer d.execMu.RUnlock()
-	return d.send(d.vxIndex, b, gso, execMark|slot)
 }
 
 // newExecSlot allocates a mark for (vni, remote); when the 65535 slots
@@ -300,7 +400,8 @@ func (d *Datapath) newExecSlot(k execKey) (uint32, error) {
 	return s, nil
 }
 
-func (d *Datapath) flood(in datapath.PortNo, key uint32, b []byte, gso datapath.GSO) error {
+// queueFlood queues f to every member of flood set key but in.
+func (d *Datapath) queueFlood(b *txBatch, in datapath.PortNo, key uint32, f []byte, gso datapath.GSO) error {
 	var v []byte
 	if err := d.objs.HnFloods.Lookup(key, &v); err != nil {
 		return nil // no flood set: nothing to do
@@ -309,95 +410,24 @@ func (d *Datapath) flood(in datapath.PortNo, key uint32, b []byte, gso datapath.
 	var errs []error
 	for i := range min(nl, maxFlood) {
 		p := datapath.PortNo(binary.LittleEndian.Uint32(v[8+4*i:]))
-		if p != in {
-			errs = append(errs, d.sendPort(p, b, gso))
+		if p == in {
+			continue
+		}
+		if ifx, ok := d.portIfindex(p); ok {
+			b.add(ifx, f, gso, 0)
+		} else {
+			errs = append(errs, fmt.Errorf("%w: %d", ErrNoPort, p))
 		}
 	}
 	for i := range min(nr, maxFlood) {
 		var r [4]byte
 		binary.BigEndian.PutUint32(r[:], binary.LittleEndian.Uint32(v[8+4*maxFlood+4*i:]))
-		errs = append(errs, d.sendTunnel(key, r, b, gso))
+		errs = append(errs, d.queueTunnel(b, key, r, f, gso))
 	}
 	return errors.Join(errs...)
 }
 
-// send writes virtio_net_hdr+frame (b) to ifindex with an optional mark.
-func (d *Datapath) send(ifindex int, b []byte, gso datapath.GSO, mark uint32) error {
-	datapath.EncodeVnetHdr(b[:vnetHdrLen], gso)
-	et := binary.BigEndian.Uint16(b[vnetHdrLen+12:])
-	sa := unix.RawSockaddrLinklayer{Family: unix.AF_PACKET, Protocol: htons(et), Ifindex: int32(ifindex)}
-	var oob []byte
-	if mark != 0 {
-		oob = make([]byte, unix.CmsgSpace(4))
-		h := (*unix.Cmsghdr)(unsafe.Pointer(&oob[0]))
-		h.Level, h.Type = unix.SOL_SOCKET, unix.SO_MARK
-		h.SetLen(unix.CmsgLen(4))
-		binary.NativeEndian.PutUint32(oob[unix.CmsgLen(0):], mark)
-	}
-	iov := unix.Iovec{Base: &b[0]}
-	iov.SetLen(len(b))
-	msg := unix.Msghdr{Name: (*byte)(unsafe.Pointer(&sa)), Namelen: unix.SizeofSockaddrLinklayer, Iov: &iov, Iovlen: 1}
-	if len(oob) > 0 {
-		msg.Control = &oob[0]
-		msg.SetControllen(len(oob))
-	}
-	for {
-		_, _, e := unix.Syscall(unix.SYS_SENDMSG, uintptr(d.txFD), uintptr(unsafe.Pointer(&msg)), 0)
-		if e == unix.EINTR {
-			continue
-		}
-		if e != 0 {
-			return fmt.Errorf("ebpf: sending to ifindex %d: %w", ifindex, e)
-		}
-		return nil
-	}
-}
-
 func htons(v uint16) uint16 { return v<<8 | v>>8 }
-
-// SendState sends msg to remote as one VXLAN datagram with VNI
-// datapath.StateKey from the state socket. msg must be at least 14 bytes
-// (the receiving collect_md device reads an Ethernet header).
-func (d *Datapath) SendState(remote datapath.Remote, msg []byte) error {
-	a := remote.Addr.Unmap()
-	if !a.Is4() {
-		return fmt.Errorf("ebpf: flow state to %v: the tunnel is IPv4", remote.Addr)
-	}
-	if len(msg) > maxUDPPayload-packet.VXLANHeaderLen {
-		return fmt.Errorf("ebpf: flow-state message of %d bytes exceeds %d", len(msg), maxUDPPayload-packet.VXLANHeaderLen)
-	}
-	if len(msg) < minStateMsg {
-		return fmt.Errorf("ebpf: flow-state message of %d bytes: at least %d are needed (the receiving VXLAN device drops shorter frames)", len(msg), minStateMsg)
-	}
-	if d.closed.Load() {
-		return ErrClosed
-	}
-	port := remote.Port
-	if port == 0 {
-		port = d.cfg.TunnelPort
-	}
-	bp := d.bufPool.Get().(*[]byte)
-	defer d.bufPool.Put(bp)
-	b := (*bp)[:packet.VXLANHeaderLen+len(msg)]
-	copy(b[packet.VXLANHeaderLen:], msg)
-	packet.PutVXLAN(b, datapath.StateKey)
-	rc, err := d.udp.SyscallConn()
-	if err != nil {
-		return err
-	}
-	var serr error
-	if err := rc.Write(func(fd uintptr) bool {
-		serr = unix.Sendto(int(fd), b, 0, &unix.SockaddrInet4{Addr: a.As4(), Port: int(port)})
-		return true
-	}); err != nil {
-		return fmt.Errorf("ebpf: flow state to %v: %w", a, err)
-	}
-	if serr != nil {
-		return fmt.Errorf("ebpf: flow state to %v: %w", a, serr)
-	}
-	d.st.stateTx.Add(1)
-	return nil
-}
 
 // SetStateHandler sets the function the upcall reader calls with every
 // flow-state message; nil removes it (messages are then counted in

@@ -356,6 +356,30 @@ func TestPrivilegedTwoHosts(t *testing.T) {
 		}
 	})
 
+	t.Run("flow state with the packet", func(t *testing.T) {
+		// Two messages and a frame in one sendmmsg; a third, too short
+		// message is refused without stopping the others. The frame
+		// goes to a tunnel key host 2 does not know, so its arrival is
+		// seen in TunnelUnknownKey: by then both messages have passed
+		// host 2's program (they left first).
+		rx0, unk0, st0 := l.dp[2].Stats().StateRx, l.dp[2].Stats().TunnelUnknownKey, l.states[2].Load()
+		to := datapath.Remote{Addr: l.ul[2]}
+		msg := []byte("hivenet flow-state test message")
+		msgs := []datapath.StateMessage{{Remote: to, Msg: msg}, {Remote: to, Msg: msg[:13]}, {Remote: to, Msg: msg}}
+		frame := packet.AppendUDP4(nil, l.vmMAC[1], l.vmMAC[2], netip.MustParseAddrPort("10.252.0.1:1"), netip.MustParseAddrPort("10.252.0.2:2"), 64, []byte("x"))
+		var a flowtable.Actions
+		a.Append(flowtable.Action{Kind: flowtable.ActTunnel, Key: 4243, Remote: l.ul[2].As4()})
+		sent, err := l.dp[1].ExecuteWithState(msgs, l.port[1], frame, datapath.GSO{}, &a)
+		if sent != 2 || err == nil {
+			t.Errorf("ExecuteWithState: sent %d, err %v; want 2 sent and the short message's error", sent, err)
+		}
+		waitFor(t, "the frame at host 2", func() bool { return l.dp[2].Stats().TunnelUnknownKey == unk0+1 })
+		if got := l.dp[2].Stats().StateRx - rx0; got != 2 {
+			t.Errorf("host 2 saw %d state messages when the frame arrived, want 2 (they leave first)", got)
+		}
+		waitFor(t, "both messages at host 2's handler", func() bool { return l.states[2].Load() == st0+2 })
+	})
+
 	t.Run("unknown VNI", func(t *testing.T) {
 		before := l.dp[2].Stats().TunnelUnknownKey
 		frame := packet.AppendUDP4(nil, l.vmMAC[1], l.vmMAC[2], netip.MustParseAddrPort("10.252.0.1:1"), netip.MustParseAddrPort("10.252.0.2:2"), 64, []byte("x"))
