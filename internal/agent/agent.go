@@ -42,9 +42,16 @@ type Config struct {
 	// hosts): each interface is bound as the uplink of the external
 	// network on that physical network.
 	BridgeMappings map[string]string
-	// StateDir keeps the flow-state tables across agent restarts ("" =
-	// not kept).
+	// StateDir keeps the flow-state tables and the registration lease
+	// across agent restarts ("" = not kept; a restarted agent then waits
+	// for its old lease to expire). See lease.go.
 	StateDir string
+	// KeepForwarding says the datapath keeps forwarding established flows
+	// after Close (ebpf with pinned maps and links). A stop then leaves
+	// the ports bound and the registration alive for HostTTL, for a
+	// restarted agent to take over with no change seen by other hosts;
+	// without it a stop unbinds every port and withdraws the host at once.
+	KeepForwarding bool
 	// FlowState sizes the conntrack and NAT tables.
 	FlowState conntrack.Config
 	// InterfaceIndex looks up a local interface by name; nil means the
@@ -133,6 +140,7 @@ type Agent struct {
 
 	// Owned by the loop goroutine.
 	sess       *store.Session
+	resumed    bool // sess took over the previous run's lease (lease.go)
 	bound      map[string]*binding
 	uplinks    map[string]*uplink // by physnet
 	floods     map[uint32]floodSet
@@ -211,7 +219,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	if err := a.register(ctx); err != nil {
 		return err
 	}
-	defer func() { a.sess.Close() }() // the session current at exit, after any re-registration
+	defer func() { a.endSession() }() // the session current at exit, after any re-registration
 
 	snap, rev, err := a.cfg.Store.LoadTopology(ctx)
 	if err != nil {
@@ -291,8 +299,10 @@ func (a *Agent) Run(ctx context.Context) error {
 	}
 }
 
-// register publishes the host under a new lease, waiting for a previous
-// registration of the same name (a crashed agent) to expire.
+// register takes over the lease of the previous run recorded in the
+// state dir if it is still alive (lease.go); otherwise it publishes the
+// host under a new lease, waiting for a previous registration of the same
+// name (a crashed agent without state dir) to expire.
 func (a *Agent) register(ctx context.Context) error {
 	h := topology.Host{
 		Name:       a.cfg.Host,
@@ -301,11 +311,17 @@ func (a *Agent) register(ctx context.Context) error {
 		Datapath:   a.cfg.DatapathName,
 		Started:    time.Now().UTC().Format(time.RFC3339),
 	}
+	if sess := a.resume(ctx, h); sess != nil {
+		a.sess, a.resumed = sess, true
+		return nil
+	}
+	a.resumed = false
 	warned := false
 	for {
 		sess, err := a.cfg.Store.RegisterHost(ctx, h, a.cfg.HostTTL)
 		if err == nil {
 			a.sess = sess
+			a.recordLease()
 			a.log.Info("host registered", "host", h.Name, "tunnel_ip", h.TunnelIP)
 			return nil
 		}
@@ -454,7 +470,10 @@ func (a *Agent) reconcileUplinks(ctx context.Context) bool {
 			a.log.Warn("binding uplink failed", "physnet", physnet, "interface", ifname, "err", err)
 			continue
 		}
-		u, err := a.sess.PublishUplink(ctx, physnet, ifname)
+		u, ok := a.inheritedUplink(physnet, ifname)
+		if !ok {
+			u, err = a.sess.PublishUplink(ctx, physnet, ifname)
+		}
 		if err != nil {
 			a.log.Warn("publishing uplink failed", "physnet", physnet, "err", err)
 			_ = a.dp.RemovePort(no)
@@ -506,15 +525,18 @@ func (a *Agent) unbind(ctx context.Context, b *binding) {
 }
 
 // shutdown unbinds every port; the session close that follows withdraws
-// the host.
+// the host. With KeepForwarding it only closes the datapath: ports stay
+// bound and forwarding, for a restarted agent to take over.
 func (a *Agent) shutdown() {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
-	for _, b := range a.bound {
-		a.unbind(ctx, b)
-	}
-	for _, u := range a.uplinks {
-		a.unbindUplink(ctx, u)
+	if !a.cfg.KeepForwarding {
+		for _, b := range a.bound {
+			a.unbind(ctx, b)
+		}
+		for _, u := range a.uplinks {
+			a.unbindUplink(ctx, u)
+		}
 	}
 	a.publishIndex()
 	if err := a.dp.Close(); err != nil {
