@@ -28,6 +28,7 @@ func init() {
 		tunnelPort                                  uint16
 		hostTTL, flowIdle, flowHard, stateIdle      time.Duration
 		maxFlows                                    int
+		destroyPins                                 bool
 	)
 	cmd := &cobra.Command{
 		Use:   "agent",
@@ -39,11 +40,21 @@ func init() {
 			if err != nil || !ip.Is4() {
 				return fmt.Errorf("--tunnel-ip: %q is not an IPv4 address", tunnelIP)
 			}
-			if dpName != "userspace" && dpName != "ebpf" {
-				return fmt.Errorf("--datapath: %q is not supported (supported: userspace, ebpf)", dpName)
-			}
 			if stateIdle <= flowHard {
 				return fmt.Errorf("--flow-state-idle (%v) must exceed --flow-hard-timeout (%v)", stateIdle, flowHard)
+			}
+			dlog := log.With("component", "datapath")
+			ecfg := ebpf.Config{Name: host, TunnelIP: ip, TunnelPort: tunnelPort, PinRoot: bpfPinRoot, Persist: true,
+				MaxFlows: maxFlows, IdleTimeout: flowIdle, HardTimeout: flowHard, Logger: dlog}
+			if destroyPins {
+				e, err := ebpf.New(ecfg)
+				if err != nil {
+					return err
+				}
+				return e.Destroy()
+			}
+			if dpName != "userspace" && dpName != "ebpf" {
+				return fmt.Errorf("--datapath: %q is not supported (supported: ebpf, userspace)", dpName)
 			}
 			bm, err := parseBridgeMappings(mappings)
 			if err != nil {
@@ -55,28 +66,16 @@ func init() {
 				return err
 			}
 			defer st.Close()
-			var dp datapath.Datapath
-			if dpName == "ebpf" {
-				e, err := ebpf.New(ebpf.Config{Name: host, TunnelIP: ip, TunnelPort: tunnelPort, PinRoot: bpfPinRoot, Persist: true,
-					MaxFlows: maxFlows, IdleTimeout: flowIdle, HardTimeout: flowHard, Logger: log.With("component", "datapath")})
-				switch {
-				case errors.Is(err, ebpf.ErrUnsupported):
-					log.Warn("eBPF datapath not supported here; falling back to the userspace datapath", "err", err)
-					dpName = "userspace"
-				case err != nil:
-					return err
-				default:
-					dp = e
-				}
-			}
-			if dp == nil {
-				dp, err = userspace.New(userspace.Config{TunnelIP: ip, TunnelPort: tunnelPort, MaxFlows: maxFlows, IdleTimeout: flowIdle, HardTimeout: flowHard, Logger: log.With("component", "datapath")})
-				if err != nil {
-					return err
-				}
+			dp, dpName, err := openDatapath(dpName, log,
+				func() (datapath.Datapath, error) { return ebpf.New(ecfg) },
+				func() (datapath.Datapath, error) {
+					return userspace.New(userspace.Config{TunnelIP: ip, TunnelPort: tunnelPort, MaxFlows: maxFlows, IdleTimeout: flowIdle, HardTimeout: flowHard, Logger: dlog})
+				})
+			if err != nil {
+				return err
 			}
 			a, err := agent.New(agent.Config{
-				Host: host, TunnelIP: ip, TunnelPort: tunnelPort, Store: st, Datapath: dp,
+				Host: host, TunnelIP: ip, TunnelPort: tunnelPort, Store: st, Datapath: dp, KeepForwarding: dpName == "ebpf",
 				DatapathName: dpName, Logger: log, HostTTL: hostTTL, BridgeMappings: bm, StateDir: stateDir,
 				FlowState:     conntrack.Config{ConnIdle: int64(stateIdle), NATIdle: int64(stateIdle)},
 				ControlSocket: controlSocket,
@@ -93,8 +92,9 @@ func init() {
 	f.StringVar(&tunnelIP, "tunnel-ip", "", "underlay IPv4 address other hosts reach this host's VXLAN endpoint on (required)")
 	f.Uint16Var(&tunnelPort, "tunnel-port", 4789, "UDP port for VXLAN")
 	f.StringVar(&endpoints, "etcd-endpoints", "http://127.0.0.1:2379", "comma-separated etcd client URLs")
-	f.StringVar(&dpName, "datapath", "userspace", "datapath implementation: userspace, or ebpf (falls back to userspace where the kernel lacks support)")
+	f.StringVar(&dpName, "datapath", "ebpf", "datapath implementation: ebpf (falls back to userspace, with one warning, where the kernel lacks support) or userspace")
 	f.StringVar(&bpfPinRoot, "bpf-pin-root", "/sys/fs/bpf/hivenet", "ebpf datapath: bpffs directory where maps and links are pinned (under <host>/) so forwarding survives agent restarts; under `ip netns exec` use a bpffs mounted outside /sys")
+	f.BoolVar(&destroyPins, "destroy-pins", false, "ebpf datapath: detach this host's programs, remove its pins under --bpf-pin-root and its VXLAN device, then exit (forwarding stops; for decommissioning)")
 	f.DurationVar(&hostTTL, "host-ttl", 5*time.Second, "lease TTL of the host registration, bindings and learned MACs")
 	f.IntVar(&maxFlows, "max-flows", 65536, "flow table capacity")
 	f.DurationVar(&flowIdle, "flow-idle-timeout", 30*time.Second, "idle time after which a flow is removed")
@@ -106,6 +106,32 @@ func init() {
 	f.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
 	_ = cmd.MarkFlagRequired("tunnel-ip")
 	root.AddCommand(cmd)
+}
+
+// openDatapath opens the datapath named name: ebpf by openEBPF, falling
+// back to openUser with one warning when the kernel lacks support
+// (ebpf.ErrUnsupported); userspace by openUser. It returns the name of the
+// datapath opened.
+func openDatapath(name string, log *slog.Logger, openEBPF, openUser func() (datapath.Datapath, error)) (datapath.Datapath, string, error) {
+	switch name {
+	case "ebpf":
+		dp, err := openEBPF()
+		if err == nil {
+			return dp, name, nil
+		}
+		if !errors.Is(err, ebpf.ErrUnsupported) {
+			return nil, "", err
+		}
+		log.Warn("eBPF datapath not supported here; falling back to the userspace datapath", "err", err)
+	case "userspace":
+	default:
+		return nil, "", fmt.Errorf("--datapath: %q is not supported (supported: ebpf, userspace)", name)
+	}
+	dp, err := openUser()
+	if err != nil {
+		return nil, "", err
+	}
+	return dp, "userspace", nil
 }
 
 func splitList(s string) []string {
