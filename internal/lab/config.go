@@ -68,7 +68,8 @@ type Config struct {
 	// control namespace (second address, where the API listens). Zero means
 	// "pick a free one from APILinkPool".
 	APILink netip.Prefix
-	// RunDir holds logs, pid files, the embedded etcd data and lab.json.
+	// RunDir holds logs, pid files, the embedded etcd data, lab.json and
+	// the bpffs the agents pin their eBPF state in (PinRoot).
 	// Default: /run/hivenet/lab-<prefix without its trailing '-'>.
 	RunDir string
 	// Binary is the hivenet binary to run (default: os.Executable()).

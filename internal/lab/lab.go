@@ -434,6 +434,10 @@ func (l *Lab) StartAgent(ctx context.Context, host string) error {
 		"--etcd-endpoints", l.st.EtcdURL,
 		"--state-dir", filepath.Join(l.cfg.RunDir, "state", h.Name),
 		"--control-socket", ControlSocket(l.cfg.RunDir, h.Name),
+		"--bpf-pin-root", PinRoot(l.cfg.RunDir),
+	}
+	if err := l.mountPinRoot(); err != nil {
+		return err
 	}
 	if l.cfg.Datapath != "" {
 		argv = append(argv, "--datapath", l.cfg.Datapath)
@@ -509,7 +513,7 @@ func (l *Lab) deadAgent() error {
 
 // runFiles are what the lab writes in RunDir; only these are removed, so a
 // RunDir pointing at a directory with other content loses nothing else.
-var runFiles = []string{"server", "state", "logs", "pids", "dhcp", "lab.json", "lab.json.tmp", "tokens.json"}
+var runFiles = []string{"server", "state", "logs", "pids", "dhcp", "bpf", "lab.json", "lab.json.tmp", "tokens.json"}
 
 // removeRunFiles removes the lab's files from RunDir, and RunDir itself
 // when that leaves it empty.
@@ -584,6 +588,10 @@ func (l *Lab) Cleanup(ctx context.Context) error {
 		if err := stopPID(pid, nil); err != nil {
 			errs = append(errs, err)
 		}
+	}
+	// The agents are gone: their pins go too (SIGTERM leaves them).
+	if err := l.destroyPins(); err != nil {
+		errs = append(errs, err)
 	}
 	// 3. Namespaces (their links go with them), VMs and hosts first.
 	slices.SortFunc(ours, func(a, b string) int { return nsOrder(l.cfg.Prefix, a) - nsOrder(l.cfg.Prefix, b) })

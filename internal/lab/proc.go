@@ -12,6 +12,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // stopGrace is how long a process gets between SIGTERM and SIGKILL.
@@ -222,4 +224,89 @@ func (l *Lab) LogTail(name string, n int) string {
 func (l *Lab) Logs() []string {
 	m, _ := filepath.Glob(filepath.Join(l.cfg.RunDir, "logs", "*.log"))
 	return m
+}
+
+// PinRoot is the bpffs directory where the agents of the lab in runDir pin
+// their eBPF maps and links (--bpf-pin-root; one subdirectory per host).
+// The lab mounts it from the root mount namespace before starting agents:
+// inside `ip netns exec` /sys is a mount private to the process, so pins
+// under /sys/fs/bpf would vanish with it, and a restarted agent could not
+// take over forwarding. Cleanup removes the pins and unmounts it.
+func PinRoot(runDir string) string { return filepath.Join(runDir, "bpf") }
+
+// mountPinRoot mounts bpffs on PinRoot unless it is one already.
+func (l *Lab) mountPinRoot() error {
+	dir := PinRoot(l.cfg.RunDir)
+	if isBPFFS(dir) {
+		return nil
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return fmt.Errorf("lab: pin root: %w", err)
+	}
+	if err := unix.Mount("bpf", dir, "bpf", 0, "mode=0700"); err != nil {
+		return fmt.Errorf("lab: mounting bpffs on %s: %w", dir, err)
+	}
+	return nil
+}
+
+func isBPFFS(dir string) bool {
+	var st unix.Statfs_t
+	return unix.Statfs(dir, &st) == nil && st.Type == unix.BPF_FS_MAGIC
+}
+
+// destroyPins removes every pin under PinRoot (a TCX link whose pin goes
+// and that no process holds is detached; maps are freed) and unmounts it:
+// Destroy for all of the lab's datapaths at once. Run it once the agents
+// have exited.
+func (l *Lab) destroyPins() error {
+	dir := PinRoot(l.cfg.RunDir)
+	if !isBPFFS(dir) {
+		return nil
+	}
+	ents, _ := os.ReadDir(dir)
+	var errs []error
+	for _, e := range ents {
+		if err := os.RemoveAll(filepath.Join(dir, e.Name())); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if err := unix.Unmount(dir, unix.MNT_DETACH); err != nil {
+		errs = append(errs, fmt.Errorf("lab: unmounting %s: %w", dir, err))
+	}
+	if len(ents) > 0 {
+		l.log.Info("agent pins removed", "dir", dir, "hosts", len(ents))
+	}
+	return errors.Join(errs...)
+}
+
+// RestartAgent stops the agent of host with sig and starts it again with
+// the same arguments once it has exited. SIGKILL is a crash; SIGTERM a
+// clean stop, which (ebpf datapath) leaves the pins and the registration
+// for the new agent to take over. Only agents this Lab value started can
+// be restarted.
+func (l *Lab) RestartAgent(ctx context.Context, host string, sig syscall.Signal) error {
+	h, err := l.Host(host)
+	if err != nil {
+		return err
+	}
+	l.mu.Lock()
+	p := l.procs[h.AgentName]
+	delete(l.procs, h.AgentName)
+	l.mu.Unlock()
+	if p == nil {
+		return fmt.Errorf("%w: no agent of %s started by this process", ErrNotFound, host)
+	}
+	if err := syscall.Kill(p.pid, sig); err != nil {
+		return fmt.Errorf("lab: signalling agent of %s: %w", host, err)
+	}
+	select {
+	case <-p.done:
+	case <-time.After(stopGrace):
+		_ = syscall.Kill(p.pid, syscall.SIGKILL)
+		<-p.done
+		return fmt.Errorf("lab: agent of %s did not exit within %v of %v", host, stopGrace, sig)
+	}
+	os.Remove(l.pidPath(h.AgentName))
+	l.log.Info("agent stopped for a restart", "host", host, "signal", sig.String(), "exit", fmt.Sprint(p.err))
+	return l.StartAgent(ctx, host)
 }
