@@ -460,16 +460,9 @@ func (l *Lab) StopAgent(host string) error {
 
 // KillAgent kills the agent of host with SIGKILL, as a crash would.
 func (l *Lab) KillAgent(host string) error {
-	h, err := l.Host(host)
+	h, p, err := l.takeAgent(host)
 	if err != nil {
 		return err
-	}
-	l.mu.Lock()
-	p := l.procs[h.AgentName]
-	delete(l.procs, h.AgentName)
-	l.mu.Unlock()
-	if p == nil {
-		return fmt.Errorf("%w: no agent of %s started by this process", ErrNotFound, host)
 	}
 	_ = syscall.Kill(p.pid, syscall.SIGKILL)
 	<-p.done

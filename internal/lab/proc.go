@@ -285,16 +285,9 @@ func (l *Lab) destroyPins() error {
 // for the new agent to take over. Only agents this Lab value started can
 // be restarted.
 func (l *Lab) RestartAgent(ctx context.Context, host string, sig syscall.Signal) error {
-	h, err := l.Host(host)
+	h, p, err := l.takeAgent(host)
 	if err != nil {
 		return err
-	}
-	l.mu.Lock()
-	p := l.procs[h.AgentName]
-	delete(l.procs, h.AgentName)
-	l.mu.Unlock()
-	if p == nil {
-		return fmt.Errorf("%w: no agent of %s started by this process", ErrNotFound, host)
 	}
 	if err := syscall.Kill(p.pid, sig); err != nil {
 		return fmt.Errorf("lab: signalling agent of %s: %w", host, err)
@@ -309,4 +302,21 @@ func (l *Lab) RestartAgent(ctx context.Context, host string, sig syscall.Signal)
 	os.Remove(l.pidPath(h.AgentName))
 	l.log.Info("agent stopped for a restart", "host", host, "signal", sig.String(), "exit", fmt.Sprint(p.err))
 	return l.StartAgent(ctx, host)
+}
+
+// takeAgent removes the agent process of host from those this value
+// tracks, for the caller to end it.
+func (l *Lab) takeAgent(host string) (Host, *proc, error) {
+	h, err := l.Host(host)
+	if err != nil {
+		return h, nil, err
+	}
+	l.mu.Lock()
+	p := l.procs[h.AgentName]
+	delete(l.procs, h.AgentName)
+	l.mu.Unlock()
+	if p == nil {
+		return h, nil, fmt.Errorf("%w: no agent of %s started by this process", ErrNotFound, host)
+	}
+	return h, p, nil
 }
