@@ -113,7 +113,7 @@ type flow struct {
 	match   packet.FlowMatch // already masked
 	mask    *maskTable
 	actions Actions
-	tags    []topology.Tag
+	Tagged
 	created int64
 
 	packets  atomic.Uint64
@@ -140,7 +140,7 @@ type Table struct {
 	mu sync.RWMutex
 	// Guarded by mu.
 	masks []*maskTable // lookup order: most hit first (re-sorted by Expire)
-	byTag map[topology.Tag]map[*flow]struct{}
+	byTag TagIndex[*flow]
 	n     int
 	head  *flow // most recently (re)listed
 	tail  *flow
@@ -158,7 +158,7 @@ func New(cfg Config) *Table {
 	if cfg.MaxFlows == 0 {
 		cfg.MaxFlows = DefaultMaxFlows
 	}
-	return &Table{cfg: cfg, byTag: make(map[topology.Tag]map[*flow]struct{})}
+	return &Table{cfg: cfg}
 }
 
 // Lookup finds the flow matching m, counts one packet of size bytes on it
@@ -200,7 +200,7 @@ func (t *Table) Insert(match, mask packet.FlowMatch, a Actions, tags []topology.
 	if int(a.N) > MaxActions {
 		return errors.New("flowtable: action count out of range")
 	}
-	f := &flow{match: match, actions: a, tags: dedup(tags), created: now}
+	f := &flow{match: match, actions: a, created: now}
 	f.lastUsed.Store(now)
 	f.listStamp = now
 
@@ -215,14 +215,7 @@ func (t *Table) Insert(match, mask packet.FlowMatch, a Actions, tags []topology.
 	mt := t.maskLocked(mask)
 	f.mask = mt
 	mt.flows[k] = f
-	for _, tg := range f.tags {
-		s := t.byTag[tg]
-		if s == nil {
-			s = make(map[*flow]struct{})
-			t.byTag[tg] = s
-		}
-		s[f] = struct{}{}
-	}
+	t.byTag.Add(f, tags)
 	t.pushHeadLocked(f)
 	t.n++
 	t.inserts.Add(1)
@@ -234,11 +227,9 @@ func (t *Table) Invalidate(tags []topology.Tag) int {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	n := 0
-	for _, tg := range tags {
-		for f := range t.byTag[tg] {
-			t.removeLocked(f)
-			n++
-		}
+	for _, f := range t.byTag.Carrying(tags) {
+		t.removeLocked(f)
+		n++
 	}
 	t.invalidations.Add(uint64(n))
 	return n
@@ -310,7 +301,7 @@ func (t *Table) Dump() []Entry {
 			Match:    f.match,
 			Mask:     f.mask.mask,
 			Actions:  f.actions,
-			Tags:     slices.Clone(f.tags),
+			Tags:     slices.Clone(f.Tags()),
 			Packets:  f.packets.Load(),
 			Bytes:    f.bytes.Load(),
 			LastUsed: f.lastUsed.Load(),
@@ -376,14 +367,7 @@ func (t *Table) removeLocked(f *flow) {
 		return // already removed
 	}
 	delete(mt.flows, k)
-	for _, tg := range f.tags {
-		if s := t.byTag[tg]; s != nil {
-			delete(s, f)
-			if len(s) == 0 {
-				delete(t.byTag, tg)
-			}
-		}
-	}
+	t.byTag.Remove(f)
 	t.unlinkLocked(f)
 	t.n--
 	if len(mt.flows) == 0 {
@@ -448,3 +432,6 @@ func dedup(tags []topology.Tag) []topology.Tag {
 	slices.Sort(out)
 	return slices.Compact(out)
 }
+
+// Tagging makes flow a Tagger.
+func (f *flow) Tagging() *Tagged { return &f.Tagged }
