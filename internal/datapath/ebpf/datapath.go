@@ -257,7 +257,7 @@ type Datapath struct {
 	pinned   map[uint32]datapath.PortNo // ifindex → port of a previous run, not yet bound again
 	nextPort datapath.PortNo
 	flows    map[lookupKey]*flow
-	tags     map[topology.Tag]map[lookupKey]struct{}
+	tags     flowtable.TagIndex[*flow]
 	masks    [maxMasks]maskSlot
 	graceEnd time.Time
 
@@ -283,12 +283,16 @@ type port struct {
 }
 
 type flow struct {
-	key       lookupKey
-	mask      packet.FlowMatch
-	tags      []topology.Tag
+	key  lookupKey
+	mask packet.FlowMatch
+	flowtable.Tagged
 	installed int64 // monotonic ns (the clock of bpf_ktime_get_ns)
+	lastUsed  int64 // as last read from the map by expire
 	orphan    bool  // adopted from a previous run
 }
+
+// Tagging makes flow a flowtable.Tagger.
+func (f *flow) Tagging() *flowtable.Tagged { return &f.Tagged }
 
 type maskSlot struct {
 	mask packet.FlowMatch
@@ -301,11 +305,16 @@ type execKey struct {
 }
 
 // monoNow is CLOCK_MONOTONIC in nanoseconds, the clock of bpf_ktime_get_ns.
-func monoNow() int64 {
+// It reads Go's monotonic clock (the vDSO; clock_gettime through
+// unix.ClockGettime is a real system call, which wakes sysmon on the
+// upcall path) from an offset taken once.
+func monoNow() int64 { return monoBase + int64(time.Since(monoStart)) }
+
+var monoStart, monoBase = func() (time.Time, int64) {
 	var ts unix.Timespec
 	_ = unix.ClockGettime(unix.CLOCK_MONOTONIC, &ts)
-	return ts.Nano()
-}
+	return time.Now(), ts.Nano()
+}()
 
 // New sets the datapath up in the calling thread's network namespace
 // (lock the OS thread and switch namespaces first to serve another one):
@@ -320,8 +329,8 @@ func New(cfg Config) (*Datapath, error) {
 		cfg: cfg, log: cfg.Logger, ns: netns.None(),
 		ports: map[datapath.PortNo]*port{}, byName: map[string]datapath.PortNo{},
 		pinned: map[uint32]datapath.PortNo{}, flows: map[lookupKey]*flow{},
-		tags: map[topology.Tag]map[lookupKey]struct{}{}, execSlots: map[execKey]uint32{},
-		done: make(chan struct{}), rateStart: time.Now(),
+		execSlots: map[execKey]uint32{},
+		done:      make(chan struct{}), rateStart: time.Now(),
 	}
 	d.bufPool.New = func() any { b := make([]byte, vnetHdrLen+maxFrame); return &b }
 	if h, err := netns.Get(); err == nil {
@@ -769,32 +778,41 @@ func (d *Datapath) RemovePort(p datapath.PortNo) error {
 	return nil
 }
 
-// dumpFlows reads every entry of hn_flows with batch lookups (256 a
-// call), or by iteration where the kernel has no batch operations.
+// dumpFlows reads every entry of hn_flows (see eachFlowBatch).
 func (d *Datapath) dumpFlows() (map[lookupKey][flowValSize]byte, error) {
 	out := make(map[lookupKey][flowValSize]byte)
+	err := d.eachFlowBatch(func(keys []lookupKey, vals [][flowValSize]byte) {
+		for i := range keys {
+			out[keys[i]] = vals[i]
+		}
+	})
+	return out, err
+}
+
+// eachFlowBatch calls fn with the entries of hn_flows, 256 at a time
+// (batch lookups), or one at a time by iteration where the kernel has
+// no batch operations. fn must not keep the slices.
+func (d *Datapath) eachFlowBatch(fn func(keys []lookupKey, vals [][flowValSize]byte)) error {
 	keys := make([]lookupKey, 256)
 	vals := make([][flowValSize]byte, 256)
 	var cur ebpf.MapBatchCursor
-	for {
+	for first := true; ; first = false {
 		n, err := d.objs.HnFlows.BatchLookup(&cur, keys, vals, nil)
-		for i := range n {
-			out[keys[i]] = vals[i]
+		switch {
+		case errors.Is(err, ebpf.ErrNotSupported) && first:
+			it := d.objs.HnFlows.Iterate()
+			for it.Next(&keys[0], &vals[0]) {
+				fn(keys[:1], vals[:1])
+			}
+			return it.Err()
+		case n > 0:
+			fn(keys[:n], vals[:n])
 		}
 		switch {
 		case errors.Is(err, ebpf.ErrKeyNotExist):
-			return out, nil
-		case errors.Is(err, ebpf.ErrNotSupported):
-			clear(out)
-			var k lookupKey
-			var v [flowValSize]byte
-			it := d.objs.HnFlows.Iterate()
-			for it.Next(&k, &v) {
-				out[k] = v
-			}
-			return out, it.Err()
+			return nil
 		case err != nil:
-			return out, err
+			return err
 		}
 	}
 }
@@ -888,19 +906,12 @@ func (d *Datapath) Install(match, mask packet.FlowMatch, actions flowtable.Actio
 		return fmt.Errorf("ebpf: installing a flow: %w", err)
 	}
 	if replace {
-		d.untagLocked(k, old)
+		d.tags.Remove(old)
 		d.releaseSlotLocked(slot) // the old entry's reference
 	}
-	f := &flow{key: k, mask: mask, tags: slices.Clone(tags), installed: monoNow()}
+	f := &flow{key: k, mask: mask, installed: monoNow()}
 	d.flows[k] = f
-	for _, t := range tags {
-		s := d.tags[t]
-		if s == nil {
-			s = map[lookupKey]struct{}{}
-			d.tags[t] = s
-		}
-		s[k] = struct{}{}
-	}
+	d.tags.Add(f, tags)
 	return nil
 }
 
@@ -941,20 +952,9 @@ func (d *Datapath) releaseSlotLocked(slot int) {
 	_ = d.writeConfig()
 }
 
-func (d *Datapath) untagLocked(k lookupKey, f *flow) {
-	for _, t := range f.tags {
-		if s := d.tags[t]; s != nil {
-			delete(s, k)
-			if len(s) == 0 {
-				delete(d.tags, t)
-			}
-		}
-	}
-}
-
 func (d *Datapath) removeLocked(k lookupKey, f *flow) {
 	_ = d.objs.HnFlows.Delete(k)
-	d.untagLocked(k, f)
+	d.tags.Remove(f)
 	delete(d.flows, k)
 	d.releaseSlotLocked(k.slot())
 }
@@ -963,12 +963,8 @@ func (d *Datapath) removeLocked(k lookupKey, f *flow) {
 func (d *Datapath) Invalidate(tags []topology.Tag) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	for _, t := range tags {
-		for k := range d.tags[t] {
-			if f := d.flows[k]; f != nil {
-				d.removeLocked(k, f)
-			}
-		}
+	for _, f := range d.tags.Carrying(tags) {
+		d.removeLocked(f.key, f)
 	}
 }
 
@@ -989,9 +985,19 @@ func (d *Datapath) expireLoop() {
 }
 
 // expire removes idle, old and orphaned flows and, after the restart
-// grace, the ports of a previous run nobody bound again.
+// grace, the ports of a previous run nobody bound again. The statistics
+// are read a batch at a time, the lock taken per batch, so an upcall's
+// Install waits for one batch at most.
 func (d *Datapath) expire() int {
-	vals, err := d.dumpFlows()
+	err := d.eachFlowBatch(func(keys []lookupKey, vals [][flowValSize]byte) {
+		d.mu.Lock()
+		defer d.mu.Unlock()
+		for i := range keys {
+			if f := d.flows[keys[i]]; f != nil {
+				f.lastUsed = max(f.lastUsed, flowLastUsed(vals[i][:]))
+			}
+		}
+	})
 	if err != nil {
 		d.log.Error("reading flow statistics failed", "err", err)
 		return 0
@@ -1002,11 +1008,7 @@ func (d *Datapath) expire() int {
 	graceOver := !d.graceEnd.IsZero() && time.Now().After(d.graceEnd)
 	n := 0
 	for k, f := range d.flows {
-		last := f.installed
-		if v, ok := vals[k]; ok {
-			_, _, _, lu := decodeFlowVal(v[:])
-			last = max(last, int64(lu))
-		}
+		last := max(f.installed, f.lastUsed)
 		hard := d.cfg.HardTimeout > 0 && now-f.installed > int64(d.cfg.HardTimeout)
 		if now-last > int64(d.cfg.IdleTimeout) || hard || (f.orphan && graceOver) {
 			d.removeLocked(k, f)

@@ -118,6 +118,9 @@ func decodeFlowVal(b []byte) (a flowtable.Actions, packets, bytes, lastUsed uint
 		binary.LittleEndian.Uint64(b[offLastUsed:])
 }
 
+// flowLastUsed reads the last-used time of struct flow_val b.
+func flowLastUsed(b []byte) int64 { return int64(binary.LittleEndian.Uint64(b[offLastUsed:])) }
+
 func encodeMask(m *packet.FlowMatch) []byte {
 	b := make([]byte, maskSize)
 	binary.LittleEndian.PutUint32(b, 1)
