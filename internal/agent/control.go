@@ -247,6 +247,8 @@ func flowJSON(f *datapath.FlowInfo, idx *portIndex, now time.Time) client.AgentF
 		Bytes:      f.Bytes,
 		IdleMS:     f.IdleNano / int64(time.Millisecond),
 		LastUsed:   now.Add(-time.Duration(f.IdleNano)).UTC(),
+		AgeMS:      f.AgeNano / int64(time.Millisecond),
+		Tags:       f.Tags,
 	}
 	if f.Mask.InPort != 0 {
 		af.InPort = f.Match.InPort & f.Mask.InPort

@@ -175,8 +175,8 @@ func TestControlFlows(t *testing.T) {
 		if wantBytes := uint64(2 * len(icmp(mac1, mac2, ip1, ip2))); tun.Packets != 2 || tun.Bytes != wantBytes {
 			t.Errorf("packets %d bytes %d, want 2 %d", tun.Packets, tun.Bytes, wantBytes)
 		}
-		if tun.IdleMS != 1500 {
-			t.Errorf("idle_ms %d, want 1500 (manual clock)", tun.IdleMS)
+		if tun.IdleMS != 1500 || tun.AgeMS != 1500 || tun.Tags != 1 {
+			t.Errorf("idle_ms %d age_ms %d tags %d, want 1500 1500 1 (manual clock, one tag)", tun.IdleMS, tun.AgeMS, tun.Tags)
 		}
 		if age := time.Since(tun.LastUsed); age < 1500*time.Millisecond || age > time.Minute {
 			t.Errorf("last_used %v is %v ago, want about 1.5s", tun.LastUsed, age)

@@ -58,6 +58,11 @@ type AgentFlow struct {
 	// installed), in milliseconds; LastUsed is that instant.
 	IdleMS   int64     `json:"idle_ms"`
 	LastUsed time.Time `json:"last_used"`
+	// AgeMS is how long ago the flow was installed, in milliseconds;
+	// Tags how many invalidation tags it carries (0: adopted from the
+	// previous run of the agent, removed unless simulated again).
+	AgeMS int64 `json:"age_ms"`
+	Tags  int   `json:"tags"`
 }
 
 // AgentAction is one flow action. Type is output, tunnel, flood,

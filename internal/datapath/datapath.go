@@ -64,6 +64,11 @@ type FlowInfo struct {
 	Packets  uint64
 	Bytes    uint64
 	IdleNano int64
+	// AgeNano is how long ago the flow was installed; Tags how many
+	// invalidation tags it carries (0 for flows adopted after a restart,
+	// which expire unless installed again).
+	AgeNano int64
+	Tags    int
 }
 
 // Stats are datapath counters.

@@ -1049,7 +1049,7 @@ func (d *Datapath) Flows() []datapath.FlowInfo {
 		a, pk, by, lu := decodeFlowVal(v[:])
 		last := max(f.installed, int64(lu))
 		out = append(out, datapath.FlowInfo{Match: k.match(), Mask: f.mask, Actions: a,
-			Packets: pk, Bytes: by, IdleNano: now - last})
+			Packets: pk, Bytes: by, IdleNano: now - last, AgeNano: now - f.installed, Tags: len(f.Tags())})
 	}
 	return out
 }

@@ -399,7 +399,7 @@ func (d *Datapath) Flows() []datapath.FlowInfo {
 	var out []datapath.FlowInfo
 	for _, e := range d.table.Dump() {
 		out = append(out, datapath.FlowInfo{Match: e.Match, Mask: e.Mask, Actions: e.Actions,
-			Packets: e.Packets, Bytes: e.Bytes, IdleNano: now - e.LastUsed})
+			Packets: e.Packets, Bytes: e.Bytes, IdleNano: now - e.LastUsed, AgeNano: now - e.Created, Tags: len(e.Tags)})
 	}
 	return out
 }

@@ -633,7 +633,7 @@ func (d *Datapath) Flows() []datapath.FlowInfo {
 	out := make([]datapath.FlowInfo, 0, len(es))
 	for _, e := range es {
 		out = append(out, datapath.FlowInfo{Match: e.Match, Mask: e.Mask, Actions: e.Actions,
-			Packets: e.Packets, Bytes: e.Bytes, IdleNano: now - e.LastUsed})
+			Packets: e.Packets, Bytes: e.Bytes, IdleNano: now - e.LastUsed, AgeNano: now - e.Created, Tags: len(e.Tags)})
 	}
 	return out
 }
