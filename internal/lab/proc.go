@@ -265,7 +265,12 @@ func (l *Lab) destroyPins() error {
 	}
 	ents, _ := os.ReadDir(dir)
 	var errs []error
+	hosts := 0
 	for _, e := range ents {
+		if !e.IsDir() {
+			continue // the kernel's own files (maps.debug, progs.debug)
+		}
+		hosts++
 		if err := os.RemoveAll(filepath.Join(dir, e.Name())); err != nil {
 			errs = append(errs, err)
 		}
@@ -273,8 +278,8 @@ func (l *Lab) destroyPins() error {
 	if err := unix.Unmount(dir, unix.MNT_DETACH); err != nil {
 		errs = append(errs, fmt.Errorf("lab: unmounting %s: %w", dir, err))
 	}
-	if len(ents) > 0 {
-		l.log.Info("agent pins removed", "dir", dir, "hosts", len(ents))
+	if hosts > 0 {
+		l.log.Info("agent pins removed", "dir", dir, "hosts", hosts)
 	}
 	return errors.Join(errs...)
 }
