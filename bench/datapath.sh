@@ -59,12 +59,21 @@
 #   flow_proc_cpu_us        CPU microseconds of the agents of both hosts (ovn:
 #                           the OVS/OVN daemons) per completed exchange of the
 #                           sweep: the cost of its two flow setups
+# After the rounds, with RESTART=1 (default), for each hivenet datapath:
+#   restart_pings_lost      pings (every 10 ms, vm1 -> vm2) lost across two
+#                           restarts of the ingress host's agent (kill -9, then
+#                           SIGTERM), out of restart_pings_sent, and
+#   restart_tcp_gap_ms      the longest gap of a TCP echo stream (every 5 ms)
+#                           across them: the end-to-end test
+#                           TestPrivilegedRestartNoLoss (test/e2e, prefix
+#                           hbd-r-, with this hivenet binary; go test builds
+#                           the test from the working tree), parsed from its
+#                           log (restart-<datapath>.txt); NA if it did not run
 # Medians over the rounds are compared: ebpf/kernel, ebpf/ovn, and for CPU
 # ebpf/userspace, with pass/fail against issue 4's targets (TCP >= 0.9x
 # kernel and above OVN; ping RTT <= 1.2x kernel; CPU per GB below the
-# userspace datapath's; no failed flow setups). Packets lost by an
-# established flow across an agent restart are not measured here: that
-# belongs to the end-to-end suite (test/e2e), which can restart an agent.
+# userspace datapath's; no failed flow setups; no packet lost across an
+# agent restart).
 #
 # Results: bench/results/datapath-<timestamp>/{results.tsv,summary.txt,logs};
 # the summary (with the load average before and after) is printed at the end.
@@ -73,6 +82,7 @@
 #   env: RUNS=3 DUR=5 PING_COUNT=100 PING_INTERVAL=0.01 FLOWS=5000 CONC=16
 #        MTU=1400 (at most 1400: OVN's Geneve needs the room),
 #        SYSTEMS="kernel ebpf userspace ovn" (a subset measures fewer),
+#        RESTART=1 (0: skip the agent-restart test),
 #        HIVENET_BIN=path to use a prebuilt hivenet instead of building
 #        ./cmd/hivenet
 # Needs: root, iproute2, iperf3, jq, curl, dhclient, ping, ethtool, go; for
@@ -82,7 +92,7 @@ set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 REPO=$(cd "$HERE/.." && pwd)
 : "${RUNS:=3}" "${DUR:=5}" "${PING_COUNT:=100}" "${PING_INTERVAL:=0.01}" "${FLOWS:=5000}" "${CONC:=16}" "${MTU:=1400}"
-: "${SYSTEMS:=kernel ebpf userspace ovn}"
+: "${SYSTEMS:=kernel ebpf userspace ovn}" "${RESTART:=1}"
 export RUNS DUR PING_COUNT PING_INTERVAL
 SKIP_UDP=1 SKIP_P4=1 CPU_SAMPLE=0 CPU_PER_GB=1
 # shellcheck source=lib-bench.sh
@@ -116,7 +126,7 @@ SWEEP="$OUT/flowsweep"
 SWEEP_PORT=7200
 LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
 
-KP=hbk- EP=hbd-e- UP=hbd-u-
+KP=hbk- EP=hbd-e- UP=hbd-u- RP=hbd-r-
 H_IP1=10.40.0.11 H_IP2=10.40.0.12       # kernel and hivenet VMs
 O_IP2=10.0.1.12                         # ovn-lab.sh's vm2 (ls-a, hv2)
 declare -A SRC DST DSTIP WATCHES PFX    # per system (PFX: hivenet lab prefix)
@@ -131,6 +141,7 @@ cleanup() {
         if [ -d "$f" ]; then cp -r "$f" "$OUT/logs-$p" 2>/dev/null || true; fi
         lb_hivenet_down "$BIN" "$p"
     done
+    lb_hivenet_down "$BIN" $RP
     lb_kernel_l2_down $KP
     if has ovn; then "$HERE/ovn-lab.sh" down >/dev/null 2>&1 || true; fi
 }
@@ -221,6 +232,31 @@ for r in $(seq 1 "$RUNS"); do
 done
 LOAD_AFTER=$(cut -d' ' -f1-3 /proc/loadavg)
 
+# restart_loss DP -- TestPrivilegedRestartNoLoss with -datapath DP; its log
+# says, per signal: "SIGKILL, ebpf datapath: 0 of 812 pings lost; longest
+# TCP echo gap 9ms over ...".
+restart_loss() {
+    local dp=$1 log="$OUT/restart-$1.txt" lost=0 sent=0 gap=0 n=0 line sig
+    lb_log "== agent restarts under load, $dp datapath (test/e2e TestPrivilegedRestartNoLoss, log: ${log##*/})"
+    (cd "$REPO" && HIVENET_E2E_BIN="$BIN" go test -count=1 -v -timeout 5m -run '^TestPrivilegedRestartNoLoss$' ./test/e2e \
+        -args -datapath "$dp" -e2e.prefix $RP) > "$log" 2>&1 || lb_log "restart ($dp): the test failed or did not run (see $log)"
+    while read -r line; do
+        sig=$(sed -n 's/.*\(SIG[A-Z]*\), [a-z]* datapath: .*/\1/p' <<<"$line")
+        lost=$((lost + $(sed -n 's/.*: \([0-9]*\) of [0-9]* pings lost.*/\1/p' <<<"$line")))
+        sent=$((sent + $(sed -n 's/.* of \([0-9]*\) pings lost.*/\1/p' <<<"$line")))
+        gap=$(awk -v a="$gap" -v b="$(sed -n 's/.*longest TCP echo gap \([0-9.]*\)\(m*s\) .*/\1 \2/p' <<<"$line")" \
+            'BEGIN{ split(b, f, " "); v = f[2] == "s" ? f[1]*1000 : f[1]; print (v > a ? v : a) }')
+        n=$((n + 1)); lb_log "  restart ($dp) $sig: $line"
+    done < <(grep -E 'SIG[A-Z]+, [a-z]+ datapath: [0-9]+ of [0-9]+ pings lost; longest TCP echo gap' "$log" | sed 's/^ *[a-z_]*\.go:[0-9]*: //' | sort -u)
+    if [ "$n" = 0 ]; then lost=NA sent=NA gap=NA; fi
+    lb_record "$dp" restart restart_pings_lost 1 "$lost"
+    lb_record "$dp" restart restart_pings_sent 1 "$sent"
+    lb_record "$dp" restart restart_tcp_gap_ms 1 "$gap"
+}
+if [ "$RESTART" = 1 ]; then
+    for s in ebpf userspace; do has $s && restart_loss $s; done
+fi
+
 # ------------------------------------------------------------- summary ----
 med() { # med SYS METRIC -> median over rounds (numbers only), "-" when not measured
     local v
@@ -277,7 +313,9 @@ verdict() {
         "(exchanges/s: $(med ebpf flows_per_s), kernel $(med kernel flows_per_s), ovn $(med ovn flows_per_s))"
     f=$(has ebpf && sum ebpf flow_fails || echo NA)
     printf '  %-52s %-8s %s\n' "failed flow setups: $f of $((RUNS * FLOWS))" "$(verdict 'a == b' "$f" 0)" ""
-    printf '  %-52s %-8s %s\n' "packets lost by a flow across an agent restart" "n/a" "(not measured here: the end-to-end suite's job)"
+    e=$(med ebpf restart_pings_lost)
+    printf '  %-52s %-8s %s\n' "pings lost across 2 agent restarts: $e of $(med ebpf restart_pings_sent)" "$(verdict 'a == b' "$e" 0)" \
+        "(longest TCP gap $(med ebpf restart_tcp_gap_ms) ms; userspace: $(med userspace restart_pings_lost) of $(med userspace restart_pings_sent) lost)"
     echo
     echo "all runs:"
     lb_summary "$RESULTS_TSV"
