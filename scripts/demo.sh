@@ -3,8 +3,11 @@
 # (Debian packages, Go if missing), builds hivenet and runs `hivenet lab demo`
 # (3 hosts in network namespaces, two tenant networks on the same CIDR and a
 # routed third one, six VMs with dhclient, a ping matrix, SNAT, a security
-# group and a floating IP reached from an "outside" namespace). Extra arguments go to `hivenet lab demo`
-# (for example --keep to leave the lab running). Needs root.
+# group and a floating IP reached from an "outside" namespace). The agents
+# run their default datapath, ebpf (userspace where the kernel lacks eBPF
+# support: each agent says so in its log); DATAPATH=userspace picks the
+# other one. Extra arguments go to `hivenet lab demo` (for example --keep
+# to leave the lab running). Needs root.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # shellcheck source=lib.sh
@@ -14,4 +17,4 @@ install_debs
 ensure_go
 mkdir -p /run/hivenet/bin
 go build -o /run/hivenet/bin/hivenet ./cmd/hivenet
-exec /run/hivenet/bin/hivenet lab demo "$@"
+exec /run/hivenet/bin/hivenet lab demo ${DATAPATH:+--datapath "$DATAPATH"} "$@"

@@ -2,10 +2,11 @@
 # scripts/test.sh -- every check and test: installs what it needs (Debian
 # packages incl. clang/llvm/libbpf-dev for the eBPF drift check, Go if
 # missing), then gofmt, go vet, staticcheck, the check that the committed
-# eBPF objects match their C sources, and `go test -race ./...`,
-# which runs the unit tests, the fuzz targets' seeds and, as root, the
-# privileged namespace tests (internal/lab, test/e2e, ...). Needs root; it
-# re-runs itself with sudo otherwise. Env: TEST_TIMEOUT (default 25m),
+# eBPF objects match their C sources, `go test -race` of every package
+# but test/e2e, which runs the unit tests, the fuzz targets' seeds and, as
+# root, the privileged namespace tests (internal/lab, datapaths, ...), then
+# the end-to-end suite (test/e2e) once per datapath: userspace, then
+# ebpf. Needs root; it re-runs itself with sudo otherwise. Env: TEST_TIMEOUT (default 25m),
 # HIVENET_E2E_RACE (default 1; empty builds the e2e binary without -race),
 # GOFLAGS as usual.
 set -euo pipefail
@@ -37,12 +38,16 @@ go tool staticcheck ./...
 echo "== committed eBPF objects match their C sources"
 sh scripts/check-bpf-generated.sh
 
-echo "== go test -race (unit, fuzz seeds, privileged namespace tests)"
-# The end-to-end tests run a hivenet binary built with -race too: a data race
-# in the server or an agent under real traffic fails the test that saw it.
-export HIVENET_E2E_RACE="${HIVENET_E2E_RACE-1}"
-go test -race -count=1 -timeout "${TEST_TIMEOUT:-25m}" ./...
+echo "== go test -race (unit, fuzz seeds, privileged namespace tests; the e2e suite below)"
+go test -race -count=1 -timeout "${TEST_TIMEOUT:-25m}" $(go list ./... | grep -v '/test/e2e$')
 
-echo "== end-to-end suite again with the eBPF datapath (agents --datapath ebpf)"
+# The end-to-end suite runs once per datapath, each named explicitly (the
+# agents' default is ebpf). Its hivenet binary is built with -race too: a
+# data race in the server or an agent under real traffic fails the test
+# that saw it.
+export HIVENET_E2E_RACE="${HIVENET_E2E_RACE-1}"
+echo "== end-to-end suite, userspace datapath (agents --datapath userspace)"
+go test -race -count=1 -timeout "${TEST_TIMEOUT:-25m}" ./test/e2e -datapath userspace -e2e.prefix hle-
+echo "== end-to-end suite, eBPF datapath (agents --datapath ebpf)"
 go test -count=1 -timeout "${TEST_TIMEOUT:-25m}" ./test/e2e -datapath ebpf -e2e.prefix hlb-
 echo "== all green"
