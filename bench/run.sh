@@ -105,7 +105,7 @@ hivenet_first_packet() {
     for i in $(seq 1 "$FP_RUNS"); do
         ip=10.40.0.$((100 + i))
         id=$(hivenet_port fp$i host1 "$ip")
-        "$BIN" lab vm add fp$i --prefix $HP --host host1 --port "$id" --no-dhcp >/dev/null
+        lb_quiet "$OUT/lab-vm-add.txt" "$BIN" lab vm add fp$i --prefix $HP --host host1 --port "$id" --no-dhcp
         mac=$(ip -n ${HP}fp$i -j link show eth0 | jq -r '.[0].address')
         ip -n ${HP}fp$i link set eth0 mtu $VM_MTU
         ip -n ${HP}fp$i addr add "$ip/24" dev eth0
