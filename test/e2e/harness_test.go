@@ -33,7 +33,7 @@ var prefix = "hle-"
 var (
 	binary   string // the hivenet binary built by TestMain
 	buildErr error
-	datapath = flag.String("datapath", "", "passed to the agents as --datapath")
+	datapath = flag.String("datapath", "", "passed to the agents as --datapath: userspace or ebpf (empty: the agents' default, ebpf; scripts/test.sh names each)")
 	_        = flagPrefix()
 	keepLogs = flag.Bool("e2e.logs", false, "print the server's and agents' logs even when a test passes")
 	raceBin  = flag.Bool("e2e.race", os.Getenv("HIVENET_E2E_RACE") != "", "build hivenet with -race; a data race in any process fails the test (also $HIVENET_E2E_RACE)")
