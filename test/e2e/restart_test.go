@@ -80,7 +80,7 @@ func TestPrivilegedRestartNoLoss(t *testing.T) {
 		})
 	}
 
-	if t.Failed() {
+	if t.Failed() || *keepLogs {
 		return // keep the logs for the cleanup's dump
 	}
 	pins := lab.PinRoot(e.lab.RunDir())
