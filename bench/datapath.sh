@@ -244,8 +244,8 @@ restart_loss() {
         sig=$(sed -n 's/.*\(SIG[A-Z]*\), [a-z]* datapath: .*/\1/p' <<<"$line")
         lost=$((lost + $(sed -n 's/.*: \([0-9]*\) of [0-9]* pings lost.*/\1/p' <<<"$line")))
         sent=$((sent + $(sed -n 's/.* of \([0-9]*\) pings lost.*/\1/p' <<<"$line")))
-        gap=$(awk -v a="$gap" -v b="$(sed -n 's/.*longest TCP echo gap \([0-9.]*\)\(m*s\) .*/\1 \2/p' <<<"$line")" \
-            'BEGIN{ split(b, f, " "); v = f[2] == "s" ? f[1]*1000 : f[1]; print (v > a ? v : a) }')
+        gap=$(awk -v a="$gap" -v b="$(sed -n 's/.*longest TCP echo gap \([0-9.]*\)\([µnm]*s\) .*/\1 \2/p' <<<"$line")" \
+            'BEGIN{ split(b, f, " "); u = f[2] == "s" ? 1000 : f[2] == "ms" ? 1 : 0.001; v = f[1]*u; print (v > a ? v : a) }')
         n=$((n + 1)); lb_log "  restart ($dp) $sig: $line"
     done < <(grep -E 'SIG[A-Z]+, [a-z]+ datapath: [0-9]+ of [0-9]+ pings lost; longest TCP echo gap' "$log" | sed 's/^ *[a-z_]*\.go:[0-9]*: //' | sort -u)
     if [ "$n" = 0 ]; then lost=NA sent=NA gap=NA; fi
