@@ -8,8 +8,10 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"path/filepath"
 	"slices"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -44,6 +46,7 @@ func runFake(role string, args []string) error {
 	fs.String("bridge-mappings", "", "")
 	fs.String("state-dir", "", "")
 	fs.String("control-socket", "", "")
+	pinRoot := fs.String("bpf-pin-root", "", "")
 	endpoints := fs.String("etcd-endpoints", "", "")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -82,6 +85,14 @@ func runFake(role string, args []string) error {
 			}
 		}))
 	case "agent":
+		// Pins must land on the bpffs the lab mounted, not on one private
+		// to this process: a directory stands for this agent's pins.
+		if *pinRoot == "" || !isBPFFS(*pinRoot) {
+			return fmt.Errorf("--bpf-pin-root %q is not a bpffs in the agent's mount namespace", *pinRoot)
+		}
+		if err := os.MkdirAll(filepath.Join(*pinRoot, *host), 0o700); err != nil {
+			return err
+		}
 		for {
 			if resp, err := http.Post(*endpoints+"/?host="+url.QueryEscape(*host), "text/plain", nil); err == nil {
 				resp.Body.Close()
@@ -100,8 +111,10 @@ func runFake(role string, args []string) error {
 //	[hlt-host2] fake agent ─┴─ heartbeats over the underlay bridge in [hlt-ul]
 //
 // and checks that Up waits for both agents, that a killed agent is seen
-// dead and a restarted one alive again, that Load+Down from a fresh value
-// (as `hivenet lab down` does) stops every process and removes everything.
+// dead and a restarted one alive again (StartAgent, RestartAgent), that
+// the agents' pins land on the lab's bpffs (PinRoot), and that Load+Down
+// from a fresh value (as `hivenet lab down` does) stops every process and
+// removes everything, pins included.
 func TestPrivilegedUpDownProcesses(t *testing.T) {
 	requireRoot(t)
 	t.Setenv(fakeEnv, "1")
@@ -149,6 +162,25 @@ func TestPrivilegedUpDownProcesses(t *testing.T) {
 	if err := l.WaitAgents(ctx, 10*time.Second); err != nil {
 		t.Fatalf("after restart: %v", err)
 	}
+	before, _ := readPIDFile(l.pidPath("agent-host1"))
+	if err := l.RestartAgent(ctx, "host1", syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.WaitAgents(ctx, 10*time.Second); err != nil {
+		t.Fatalf("after RestartAgent: %v", err)
+	}
+	if after, _ := readPIDFile(l.pidPath("agent-host1")); after == before || alive(before) {
+		t.Errorf("RestartAgent: agent pid %d before, %d after (old alive: %v)", before, after, alive(before))
+	}
+	if err := l.RestartAgent(ctx, "host9", syscall.SIGTERM); err == nil {
+		t.Error("RestartAgent of an unknown host succeeded")
+	}
+	pins := PinRoot(l.RunDir())
+	for _, h := range []string{"host1", "host2"} {
+		if st, err := os.Stat(filepath.Join(pins, h)); err != nil || !st.IsDir() || !isBPFFS(pins) {
+			t.Errorf("agent of %s: no pins on the lab's bpffs %s (%v)", h, pins, err)
+		}
+	}
 
 	var pids []int
 	for _, n := range []string{"server", "agent-host1", "agent-host2"} {
@@ -178,5 +210,8 @@ func TestPrivilegedUpDownProcesses(t *testing.T) {
 	}
 	if left := leftovers(t, testPrefix); len(left) > 0 {
 		t.Errorf("after Down, left behind: %v", left)
+	}
+	if _, err := os.Stat(pins); !os.IsNotExist(err) || isBPFFS(pins) {
+		t.Errorf("after Down, the pin root %s is still there (%v)", pins, err)
 	}
 }
