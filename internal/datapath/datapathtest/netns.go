@@ -80,3 +80,18 @@ func DelNamespaces(prefix string) {
 		_ = exec.Command("ip", "netns", "del", f[0]).Run()
 	}
 }
+
+// HostNS makes the namespace prefix+"h" (namespaces named with prefix
+// from an earlier run are deleted first, and all of them at the end of
+// the test) with loopback up and addr (a prefix, e.g. "10.251.1.1/32")
+// on it, and returns its name.
+func HostNS(t testing.TB, prefix, addr string) string {
+	t.Helper()
+	DelNamespaces(prefix)
+	t.Cleanup(func() { DelNamespaces(prefix) })
+	ns := prefix + "h"
+	Run(t, "ip", "netns", "add", ns)
+	Run(t, "ip", "-n", ns, "link", "set", "lo", "up")
+	Run(t, "ip", "-n", ns, "addr", "add", addr, "dev", "lo")
+	return ns
+}

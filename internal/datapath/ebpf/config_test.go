@@ -52,3 +52,25 @@ func TestConfigValidate(t *testing.T) {
 		})
 	}
 }
+
+func TestIdleTimeoutUnderPressure(t *testing.T) {
+	tests := []struct {
+		name  string
+		idle  time.Duration
+		flows int
+		want  time.Duration
+	}{
+		{name: "below half: the configured timeout", idle: 30 * time.Second, flows: 49, want: 30 * time.Second},
+		{name: "half full: at most a second", idle: 30 * time.Second, flows: 50, want: pressureIdle},
+		{name: "three quarters: at most 100 ms", idle: 30 * time.Second, flows: 75, want: highPressureIdle},
+		{name: "a shorter configured timeout stays", idle: 50 * time.Millisecond, flows: 99, want: 50 * time.Millisecond},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			d := &Datapath{cfg: Config{MaxFlows: 100, IdleTimeout: tt.idle}}
+			if got := d.idleTimeout(tt.flows); got != tt.want {
+				t.Errorf("idleTimeout(%d) = %v, want %v", tt.flows, got, tt.want)
+			}
+		})
+	}
+}

@@ -1,7 +1,7 @@
 // Package ebpf is the eBPF datapath: TC programs attached with TCX to the
 // bound interfaces and to a collect_md VXLAN device, the flow table in BPF
 // maps, misses sent up to the agent through a TAP device. It implements
-// datapath.Datapath; `hivenet agent --datapath ebpf` selects it.
+// datapath.Datapath; it is the agent's default (`--datapath ebpf`).
 //
 // # Fast path (bpf/datapath.c)
 //
@@ -63,8 +63,11 @@
 // it is not).
 //
 // Idle and hard expiry run in a Go ticker that reads the statistics from
-// hn_flows (batch lookups, once a second); Invalidate keeps tag → flows
-// in Go. A stale program of ours found at a hook with no pin holding it
+// hn_flows (batch lookups, once a second, or at once when an Install
+// finds the table nine tenths full); from half full the idle timeout
+// drops to 1 s, from three quarters to 100 ms, so a storm of short
+// connections does not fill the table (see idleTimeout). Invalidate
+// keeps tag → flows in Go (flowtable.TagIndex). A stale program of ours found at a hook with no pin holding it
 // (pins lost) is detached before attaching, since TCX runs the first
 // verdict.
 //
@@ -266,9 +269,10 @@ type Datapath struct {
 
 	buckets sync.Map // datapath.PortNo → *bucket
 
-	closed atomic.Bool
-	done   chan struct{}
-	wg     sync.WaitGroup
+	closed   atomic.Bool
+	done     chan struct{}
+	pressure chan struct{} // Install: the table is nearly full, expire now
+	wg       sync.WaitGroup
 
 	st struct {
 		malformed, limited, stateTx, stateUnhandled, upcallErr atomic.Uint64
@@ -330,7 +334,7 @@ func New(cfg Config) (*Datapath, error) {
 		ports: map[datapath.PortNo]*port{}, byName: map[string]datapath.PortNo{},
 		pinned: map[uint32]datapath.PortNo{}, flows: map[lookupKey]*flow{},
 		execSlots: map[execKey]uint32{},
-		done:      make(chan struct{}), rateStart: time.Now(),
+		done:      make(chan struct{}), pressure: make(chan struct{}, 1), rateStart: time.Now(),
 	}
 	d.bufPool.New = func() any { b := make([]byte, vnetHdrLen+maxFrame); return &b }
 	if h, err := netns.Get(); err == nil {
@@ -896,6 +900,12 @@ func (d *Datapath) Install(match, mask packet.FlowMatch, actions flowtable.Actio
 	}
 	k := makeLookupKey(slot, &match)
 	old, replace := d.flows[k]
+	if len(d.flows) >= d.cfg.MaxFlows*9/10 {
+		select {
+		case d.pressure <- struct{}{}:
+		default:
+		}
+	}
 	if !replace && len(d.flows) >= d.cfg.MaxFlows {
 		d.releaseSlotLocked(slot)
 		return ErrTableFull
@@ -977,17 +987,46 @@ func (d *Datapath) expireLoop() {
 		case <-d.done:
 			return
 		case <-t.C:
-			if n := d.expire(); n > 0 {
-				d.log.Debug("flows expired", "count", n)
-			}
+		case <-d.pressure:
+		}
+		if n := d.expire(); n > 0 {
+			d.log.Debug("flows expired", "count", n)
 		}
 	}
 }
 
+// Under pressure, idle flows go sooner, as in Open vSwitch (whose idle
+// limit drops when the datapath holds more flows than its limit): a storm
+// of short connections leaves a flow per finished connection, and a full
+// table would send every packet of the next connections up. From half
+// full the idle timeout is at most pressureIdle, from three quarters
+// highPressureIdle; an Install that finds the table nine tenths full
+// runs the expiry at once instead of at the next tick.
+const (
+	pressureIdle     = time.Second
+	highPressureIdle = 100 * time.Millisecond
+	// expireChunk flows are removed per lock hold, so upcalls are not
+	// held up behind the removal of a whole storm's flows.
+	expireChunk = 256
+)
+
+// idleTimeout is the idle timeout for a table of n flows.
+func (d *Datapath) idleTimeout(n int) time.Duration {
+	idle := d.cfg.IdleTimeout
+	switch {
+	case n >= d.cfg.MaxFlows*3/4:
+		idle = min(idle, highPressureIdle)
+	case n >= d.cfg.MaxFlows/2:
+		idle = min(idle, pressureIdle)
+	}
+	return idle
+}
+
 // expire removes idle, old and orphaned flows and, after the restart
 // grace, the ports of a previous run nobody bound again. The statistics
-// are read a batch at a time, the lock taken per batch, so an upcall's
-// Install waits for one batch at most.
+// are read a batch at a time and the flows removed a chunk at a time,
+// the lock taken per batch or chunk, so an upcall's Install waits for
+// one at most.
 func (d *Datapath) expire() int {
 	err := d.eachFlowBatch(func(keys []lookupKey, vals [][flowValSize]byte) {
 		d.mu.Lock()
@@ -1004,17 +1043,32 @@ func (d *Datapath) expire() int {
 	}
 	now := monoNow()
 	d.mu.Lock()
-	defer d.mu.Unlock()
 	graceOver := !d.graceEnd.IsZero() && time.Now().After(d.graceEnd)
-	n := 0
-	for k, f := range d.flows {
+	idle := int64(d.idleTimeout(len(d.flows)))
+	var victims []*flow
+	for _, f := range d.flows {
 		last := max(f.installed, f.lastUsed)
 		hard := d.cfg.HardTimeout > 0 && now-f.installed > int64(d.cfg.HardTimeout)
-		if now-last > int64(d.cfg.IdleTimeout) || hard || (f.orphan && graceOver) {
-			d.removeLocked(k, f)
-			n++
+		if now-last > idle || hard || (f.orphan && graceOver) {
+			victims = append(victims, f)
 		}
 	}
+	d.mu.Unlock()
+	n := 0
+	for len(victims) > 0 {
+		chunk := victims[:min(len(victims), expireChunk)]
+		victims = victims[len(chunk):]
+		d.mu.Lock()
+		for _, f := range chunk {
+			if d.flows[f.key] == f { // not replaced or removed meanwhile
+				d.removeLocked(f.key, f)
+				n++
+			}
+		}
+		d.mu.Unlock()
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
 	if graceOver {
 		d.graceEnd = time.Time{}
 		for ifx, p := range d.pinned {

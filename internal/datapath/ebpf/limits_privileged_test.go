@@ -8,7 +8,10 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+	"time"
 
+	"hivenet/internal/datapath"
+	"hivenet/internal/datapath/datapathtest"
 	"hivenet/internal/flowtable"
 	"hivenet/internal/packet"
 	"hivenet/internal/topology"
@@ -19,20 +22,7 @@ import (
 // MaxFlows are refused; invalidating frees the mask slot for reuse.
 func TestPrivilegedInstallLimits(t *testing.T) {
 	requireRoot(t)
-	const prefix = "hbp-m-"
-	delNamespaces(prefix)
-	t.Cleanup(func() { delNamespaces(prefix) })
-	ns := prefix + "h"
-	run(t, "ip", "netns", "add", ns)
-	run(t, "ip", "-n", ns, "link", "set", "lo", "up")
-	run(t, "ip", "-n", ns, "addr", "add", "10.251.30.1/32", "dev", "lo")
-	var d *Datapath
-	inNS(t, ns, func() error {
-		var err error
-		d, err = New(Config{TunnelIP: netip.MustParseAddr("10.251.30.1"), MaxFlows: 20, Logger: testLogger(t)})
-		return err
-	})
-	t.Cleanup(func() { d.Destroy() })
+	d := loopbackDatapath(t, "hbp-m-", "10.251.30.1", Config{MaxFlows: 20})
 
 	var out flowtable.Actions
 	out.Append(flowtable.Action{Kind: flowtable.ActOutput, Port: 1})
@@ -109,6 +99,38 @@ func TestPrivilegedInstallLimits(t *testing.T) {
 	})
 }
 
+// TestPrivilegedExpiryUnderPressure: unused flows filling nine tenths of
+// the table go within about a second although the idle timeout is a
+// minute (a storm of short connections must not fill the table), while
+// a handful of unused flows in a roomy table stay.
+func TestPrivilegedExpiryUnderPressure(t *testing.T) {
+	requireRoot(t)
+	d := loopbackDatapath(t, "hbp-p-", "10.251.31.1", Config{MaxFlows: 100, IdleTimeout: time.Minute})
+	if err := d.Start(func(*datapath.Upcall) {}); err != nil {
+		t.Fatal(err)
+	}
+	var out flowtable.Actions
+	out.Append(flowtable.Action{Kind: flowtable.ActOutput, Port: 1})
+	mask := packet.MaskOf(packet.FInPort | packet.FSrcPort)
+	install := func(from, to int) {
+		t.Helper()
+		for i := from; i < to; i++ {
+			if err := d.Install(packet.FlowMatch{InPort: 1, SrcPort: uint16(i)}, mask, out, []topology.Tag{7}); err != nil {
+				t.Fatalf("Install %d: %v", i, err)
+			}
+		}
+	}
+	install(0, 10)
+	time.Sleep(2500 * time.Millisecond) // two expiry ticks
+	if n := len(d.Flows()); n != 10 {
+		t.Fatalf("%d flows left of 10 in a roomy table, want all (idle timeout a minute)", n)
+	}
+	install(10, 95)
+	start := time.Now()
+	waitFor(t, "the unused flows to go under pressure", func() bool { return len(d.Flows()) < 50 })
+	t.Logf("95 unused flows of at most 100: below half in %v", time.Since(start).Round(time.Millisecond))
+}
+
 // TestPrivilegedNewFailureCleansUp: a New that fails halfway (here: the
 // tunnel IP is not the host's, found after the devices were made) leaves
 // no device, program or pin behind, so the userspace datapath can take
@@ -142,4 +164,20 @@ func TestPrivilegedNewFailureCleansUp(t *testing.T) {
 	if _, err := os.Stat(filepath.Join("/sys/fs/bpf/hivenet", name)); err == nil {
 		t.Error("the pin directory is left behind")
 	}
+}
+
+// loopbackDatapath creates a datapath in the namespace prefix+"h" whose
+// tunnel IP, ip, sits on loopback; cfg's TunnelIP and Logger are set.
+func loopbackDatapath(t *testing.T, prefix, ip string, cfg Config) *Datapath {
+	t.Helper()
+	ns := datapathtest.HostNS(t, prefix, ip+"/32")
+	cfg.TunnelIP, cfg.Logger = netip.MustParseAddr(ip), testLogger(t)
+	var d *Datapath
+	inNS(t, ns, func() error {
+		var err error
+		d, err = New(cfg)
+		return err
+	})
+	t.Cleanup(func() { d.Destroy() })
+	return d
 }

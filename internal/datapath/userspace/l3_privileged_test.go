@@ -40,6 +40,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"hivenet/internal/datapath"
+	"hivenet/internal/datapath/datapathtest"
 	"hivenet/internal/flowtable"
 	"hivenet/internal/packet"
 )
@@ -694,12 +695,7 @@ func TestPrivilegedUplink(t *testing.T) {
 func rewriteHitPath(tb testing.TB, tcp bool) (func(), *Datapath) {
 	tb.Helper()
 	const prefix = "hd3-a-"
-	delNamespaces(prefix)
-	tb.Cleanup(func() { delNamespaces(prefix) })
-	ns := prefix + "h"
-	run(tb, "ip", "netns", "add", ns)
-	run(tb, "ip", "-n", ns, "link", "set", "lo", "up")
-	run(tb, "ip", "-n", ns, "addr", "add", "10.251.4.1/24", "dev", "lo")
+	ns := datapathtest.HostNS(tb, prefix, "10.251.4.1/24")
 	for _, l := range []string{"hd3-a0", "hd3-a1"} {
 		run(tb, "ip", "link", "add", l, "netns", ns, "type", "veth", "peer", l+"p", "netns", ns)
 		run(tb, "ip", "-n", ns, "link", "set", l, "up")

@@ -410,12 +410,7 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 func TestPrivilegedHitPathAllocs(t *testing.T) {
 	requireRoot(t)
 	const prefix = "hdp-a-"
-	delNamespaces(prefix)
-	t.Cleanup(func() { delNamespaces(prefix) })
-	ns := prefix + "h"
-	run(t, "ip", "netns", "add", ns)
-	run(t, "ip", "-n", ns, "link", "set", "lo", "up")
-	run(t, "ip", "-n", ns, "addr", "add", "10.251.1.1/24", "dev", "lo")
+	ns := datapathtest.HostNS(t, prefix, "10.251.1.1/24")
 	// Two veth pairs, one end of each bound: what the datapath writes to
 	// hdp-a1 leaves by hdp-a1p and does not come back.
 	for _, l := range []string{"hdp-a0", "hdp-a1"} {
