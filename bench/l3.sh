@@ -21,23 +21,27 @@
 #   tcp_p1_gbps        iperf3 TCP, 1 stream, DUR seconds (and retransmits)
 #   conn_per_s         new TCP connections per second vm1 -> vm3 (bench/connrate:
 #                      connect, 1 byte each way, client closes; CONC in flight,
-#                      DUR seconds, clients with net.ipv4.tcp_tw_reuse=1 so source
-#                      ports come back quickly); conn_fails counts failures
+#                      DUR seconds), every connection a new flow (tcp_tw_reuse=0);
+#                      conn_fails counts failures; conn_new_flows is the flows
+#                      hivenet's agents installed per connection (2: one per host)
+#   conn_per_s_reuse   the same with tcp_tw_reuse=1: source ports come back a
+#                      second after their connection closed (conn_fails_reuse,
+#                      conn_new_flows_reuse); see conn_rate below
 #   sim_ns_op, sim_allocs_op   go test -bench SimulateRouterSG ./internal/simulation
 #
 # Results: bench/results/l3-<timestamp>/{results.tsv,summary.txt}; the table
 # with ratios is printed at the end.
 #
-# Usage: sudo bench/l3.sh   (env: RUNS=3 DUR=5 CONC=8 PING_COUNT=20, TW_REUSE=1,
+# Usage: sudo bench/l3.sh   (env: RUNS=3 DUR=5 CONC=8 PING_COUNT=20,
 #        ONLY="kernel ovn hivenet go" to run some, HIVENET_BIN=prebuilt binary,
-#        DATAPATH=ebpf for the agents' datapath)
+#        DATAPATH=userspace for the agents' other datapath (default: theirs, ebpf))
 # Needs: root, iproute2, iperf3, jq, curl, dhclient, go; for OVN the Debian
 # packages openvswitch-switch ovn-central ovn-host (only this script uses them).
 set -euo pipefail
 
 HERE=$(cd "$(dirname "$0")" && pwd)
 REPO=$(cd "$HERE/.." && pwd)
-: "${RUNS:=3}" "${DUR:=5}" "${CONC:=8}" "${PING_COUNT:=20}" "${PING_INTERVAL:=0.2}" "${TW_REUSE:=1}"
+: "${RUNS:=3}" "${DUR:=5}" "${CONC:=8}" "${PING_COUNT:=20}" "${PING_INTERVAL:=0.2}"
 : "${ONLY:=kernel ovn hivenet go}"
 export RUNS DUR PING_COUNT PING_INTERVAL
 SKIP_UDP=1 SKIP_P4=1 CPU_SAMPLE=0
@@ -69,22 +73,45 @@ if has ovn && ! command -v ovn-nbctl >/dev/null; then
 fi
 nsx() { local ns=$1; shift; ip netns exec "$ns" "$@"; }
 
-# conn_rate LAB SRC_NS DST_NS -- RUNS x connrate from SRC_NS to DST_IP.
+# conn_rate LAB SRC_NS DST_NS -- connrate from SRC_NS to DST_IP, RUNS runs
+# in each of two modes, every run to a server port of its own (so no run
+# meets another's 5-tuples or TIME_WAIT sockets):
+#   new    tcp_tw_reuse=0: no source port comes back within a run, so
+#          every connection is a new flow (conn_per_s, conn_fails);
+#   reuse  tcp_tw_reuse=1: the client reuses a source port a second after
+#          its connection closed, so connections meet the flows and the
+#          conntrack entries of earlier ones (conn_per_s_reuse,
+#          conn_fails_reuse).
+# hivenet also records the flows its agents installed per connection
+# (conn_new_flows*: 2 when every connection is a new flow on both hosts).
 conn_rate() {
-    local lab=$1 src=$2 dst=$3 i out pid
-    nsx "$src" sysctl -qw net.ipv4.tcp_tw_reuse="$TW_REUSE"
-    nsx "$dst" "$CONNRATE" -listen "0.0.0.0:$CONN_PORT" & pid=$!
-    sleep 0.3
-    nsx "$src" "$CONNRATE" -connect "$DST_IP:$CONN_PORT" -duration 1s -concurrency 2 >/dev/null 2>&1 || true # warm (ARP, flows)
-    for i in $(seq 1 "$RUNS"); do
-        out=$(nsx "$src" "$CONNRATE" -connect "$DST_IP:$CONN_PORT" -duration "${DUR}s" -concurrency "$CONC" 2>&1 || true)
-        echo "$out" >> "$OUT/connrate-$lab.txt"
-        lb_record "$lab" l3-cross conn_per_s "$i" "$(sed -n 's/.*rate=\([0-9.]*\)\/s.*/\1/p' <<<"$out")"
-        lb_record "$lab" l3-cross conn_fails "$i" "$(sed -n 's/.*fails=\([0-9]*\).*/\1/p' <<<"$out")"
-        sleep 1
+    local lab=$1 src=$2 dst=$3 i out pids=() f0 f1 n mode sfx port
+    for port in $(seq "$CONN_PORT" $((CONN_PORT + 2 * RUNS))); do
+        nsx "$dst" "$CONNRATE" -listen "0.0.0.0:$port" & pids+=($!)
     done
-    kill "$pid" 2>/dev/null || true
-    wait "$pid" 2>/dev/null || true
+    sleep 0.3
+    # The whole port range: connect() takes every other port.
+    nsx "$src" sysctl -qw net.ipv4.ip_local_port_range="1024 65535"
+    nsx "$src" "$CONNRATE" -connect "$DST_IP:$CONN_PORT" -duration 1s -concurrency 2 >/dev/null 2>&1 || true # warm (ARP)
+    for mode in new reuse; do
+        if [ $mode = new ]; then sfx=""; nsx "$src" sysctl -qw net.ipv4.tcp_tw_reuse=0
+        else sfx=_reuse; nsx "$src" sysctl -qw net.ipv4.tcp_tw_reuse=1; fi
+        for i in $(seq 1 "$RUNS"); do
+            port=$CONN_PORT; port=$((port + i)); [ $mode = reuse ] && port=$((port + RUNS))
+            [ "$lab" = hivenet ] && f0=$(hivenet_flows_installed)
+            out=$(nsx "$src" "$CONNRATE" -connect "$DST_IP:$port" -duration "${DUR}s" -concurrency "$CONC" 2>&1 || true)
+            echo "$mode: $out" >> "$OUT/connrate-$lab.txt"
+            lb_record "$lab" l3-cross "conn_per_s$sfx" "$i" "$(sed -n 's/.*rate=\([0-9.]*\)\/s.*/\1/p' <<<"$out")"
+            lb_record "$lab" l3-cross "conn_fails$sfx" "$i" "$(sed -n 's/.*fails=\([0-9]*\).*/\1/p' <<<"$out")"
+            if [ "$lab" = hivenet ]; then
+                f1=$(hivenet_flows_installed); n=$(sed -n 's/.*conns=\([0-9]*\).*/\1/p' <<<"$out")
+                lb_record "$lab" l3-cross "conn_new_flows$sfx" "$i" "$(awk -v a="$f0" -v b="$f1" -v n="$n" 'BEGIN{ if (n > 0) printf "%.2f", (b-a)/n; else print "NA" }')"
+            fi
+            sleep 1
+        done
+    done
+    kill "${pids[@]}" 2>/dev/null || true
+    wait "${pids[@]}" 2>/dev/null || true
 }
 
 # --------------------------------------------------------------- hivenet ----
@@ -93,6 +120,15 @@ api() { # api METHOD PATH [JSON] -> response body; fails on HTTP >= 400
     url=$(jq -r .api_url "$HRUN/lab.json"); token=$(jq -r .admin_token "$HRUN/lab.json")
     curl -sS --fail-with-body -X "$1" -H "X-Auth-Token: $token" -H 'Content-Type: application/json' \
         ${3:+--data "$3"} "$url$2"
+}
+# hivenet_flows_installed -> flows installed so far by both agents.
+hivenet_flows_installed() {
+    local h t=0 n
+    for h in host1 host2; do
+        n=$("$BIN" agent-stats --lab $h --prefix $HP -o json | jq -r .flows_installed) || n=0
+        t=$((t + n))
+    done
+    echo $t
 }
 hivenet_down() { [ -x "$BIN" ] && "$BIN" lab down --prefix $HP >/dev/null 2>&1 || true; }
 
@@ -175,12 +211,12 @@ med() { # med LAB METRIC -> median over runs (numbers only)
 sum() { awk -F'\t' -v l="$1" -v m="$2" '$1==l && $3==m && $5 ~ /^[0-9]+$/ {s += $5; n++} END {print n ? s : "NA"}' "$RESULTS_TSV"; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN{ if (a=="NA"||b=="NA"||b==0) print "NA"; else printf "%.2fx", a/b }'; }
 {
-    echo "hivenet vs kernel vs OVN, routed VM<->VM across hosts ($(date -Is), RUNS=$RUNS DUR=${DUR}s CONC=$CONC tcp_tw_reuse=$TW_REUSE)"
+    echo "hivenet vs kernel vs OVN, routed VM<->VM across hosts ($(date -Is), RUNS=$RUNS DUR=${DUR}s CONC=$CONC)"
     echo "2 vCPUs shared by everything: compare ratios, not absolute figures."
     echo
     printf '%-22s %10s %10s %10s %14s %12s   %s\n' metric kernel ovn hivenet hivenet/kernel hivenet/ovn target
-    for m in tcp_p1_gbps tcp_p1_retrans ping_rtt_us conn_per_s conn_fails; do
-        if [ "$m" = conn_fails ] || [ "$m" = tcp_p1_retrans ]; then
+    for m in tcp_p1_gbps tcp_p1_retrans ping_rtt_us conn_per_s conn_fails conn_new_flows conn_per_s_reuse conn_fails_reuse conn_new_flows_reuse; do
+        if [ "$m" = conn_fails ] || [ "$m" = conn_fails_reuse ] || [ "$m" = tcp_p1_retrans ]; then
             k=$(sum kernel $m); o=$(sum ovn $m); h=$(sum hivenet $m)
         else
             k=$(med kernel $m); o=$(med ovn $m); h=$(med hivenet $m)
@@ -189,11 +225,14 @@ ratio() { awk -v a="$1" -v b="$2" 'BEGIN{ if (a=="NA"||b=="NA"||b==0) print "NA"
             tcp_p1_gbps) tgt=">= 0.5x kernel, > ovn" ;;
             ping_rtt_us) tgt="" ;;
             conn_per_s) tgt=">= 0.8x kernel, > ovn" ;;
-            conn_fails) tgt="0 (sum over runs)" ;;
+            conn_fails|conn_fails_reuse) tgt="0 (sum over runs)" ;;
+            conn_new_flows) tgt="2 = every connection a new flow on both hosts" ;;
+            conn_per_s_reuse) tgt="(tcp_tw_reuse=1)" ;;
+            conn_new_flows_reuse) tgt="(< 2: reused source ports meet cached flows)" ;;
             tcp_p1_retrans) tgt="(sum over runs)" ;;
         esac
         rk=$(ratio "$h" "$k"); ro=$(ratio "$h" "$o")
-        case $m in conn_fails|tcp_p1_retrans) rk=""; ro="" ;; esac
+        case $m in conn_fails*|tcp_p1_retrans|conn_new_flows*) rk=""; ro="" ;; esac
         printf '%-22s %10s %10s %10s %14s %12s   %s\n' "$m" "$k" "$o" "$h" "$rk" "$ro" "$tgt"
     done
     printf '%-22s %10s %10s %10s %14s %12s   %s\n' sim_ns_op - - "$(med go sim_ns_op)" "" "" "< 3000 (router + SG)"
