@@ -94,6 +94,18 @@
 // loses the misses beyond the TAP queue (counted in Drops).
 // TestPrivilegedRestart: 300 pings at 10 ms across Close + 0.5 s without
 // any datapath + New, none lost.
+//
+// With agents (bench/datapath.sh, one run, RUNS=3, medians, load 1.6-2.9):
+// TCP 8.39 vs 7.92 Gbit/s for the kernel baseline (1.06x; OVN 0.49),
+// ping RTT 124.5 vs 105.5 µs (1.18x), CPU per GB forwarded 1.41 s for
+// the whole machine against 4.41 s with the userspace datapath (0.32x)
+// and 0.023 s of the agents' own (0.0086x), flow setups 6627/s, 0 of
+// 2056 pings lost across two agent restarts (e2e TestPrivilegedRestartNoLoss).
+// Routed with a router and security groups (bench/l3.sh): TCP 1.00x the
+// kernel, new connections 0.48x (each a new flow on both hosts: two
+// upcalls per connection) and 1.40x OVN with stateful ACLs. The slow
+// path's raw system calls (tx.go) took Go's sysmon from 17-24 % of the
+// agents' CPU in a connection storm to nothing measurable.
 package ebpf
 
 import (
