@@ -40,6 +40,8 @@ import (
 	"strings"
 	"testing"
 
+	"golang.org/x/tools/txtar"
+
 	"hivenet/internal/flowstate"
 	"hivenet/internal/packet"
 	"hivenet/internal/topology"
@@ -572,3 +574,36 @@ func tcpSYN(src, dst netip.Addr, sport, dport uint16) []byte {
 }
 
 type netipAddr = netip.Addr
+
+// TestUplinkSpread: connections from a VM with a floating IP (1:1 NAT,
+// source ports kept), all with even source ports as Linux connect()
+// picks them, leave by both gateways of testdata/nat.txtar in fair
+// shares: the flow hash is mixed before it is taken modulo the number
+// of uplinks (FNV-1a's low bit is only the parity of its inputs, so
+// every such connection left by the same gateway).
+func TestUplinkSpread(t *testing.T) {
+	ar, err := txtar.ParseFile("testdata/nat.txtar")
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := parseWorld(t, string(ar.Files[0].Data))
+	const n = 64 // nearby ports, as one client's: 40000-40126
+	by := map[string]int{}
+	for i := range n {
+		pkt := w.packet(t, fmt.Sprintf("from=vm-a2 eth_dst=@r1-a ip_dst=198.51.100.7 proto=tcp sport=%d dport=80", 40000+2*i))
+		r := Simulate(w.snap, w.local, pkt, w.st, 1e18)
+		if r.Verdict != Forward || len(r.Outputs) != 1 {
+			t.Fatalf("sport %d: verdict %v, %d outputs", 40000+2*i, r.Verdict, len(r.Outputs))
+		}
+		by[r.Outputs[0].PortID]++
+	}
+	t.Logf("%d connections: %v", n, by)
+	if len(by) != 2 {
+		t.Fatalf("%d connections left by %v, want both uplinks", n, by)
+	}
+	for u, c := range by {
+		if c < n/4 {
+			t.Errorf("uplink %s took %d of %d connections (all: %v), want a fair share", u, c, n, by)
+		}
+	}
+}

@@ -60,11 +60,25 @@ func (s *sim) pickUplink(physnet string) *topology.Uplink {
 	case 1:
 		return us[0]
 	}
-	return us[s.flowHash()%uint32(len(us))]
+	return us[mix(s.flowHash())%uint32(len(us))]
 }
 
 // flowHash is FNV-1a over the flow's addresses and ports (IP) or MACs
 // (other frames); every field hashed is recorded in the mask.
+// mix spreads every input bit over the result (murmur3's finalizer).
+// flowHash is FNV-1a, whose low bit is only the parity of the inputs'
+// low bits: taken modulo two uplinks, every connection from a client
+// that uses even source ports (Linux connect() does) left by the same
+// gateway.
+func mix(h uint32) uint32 {
+	h ^= h >> 16
+	h *= 0x85ebca6b
+	h ^= h >> 13
+	h *= 0xc2b2ae35
+	h ^= h >> 16
+	return h
+}
+
 func (s *sim) flowHash() uint32 {
 	m := &s.cur
 	h := uint32(2166136261)
