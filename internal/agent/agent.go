@@ -136,7 +136,9 @@ type Agent struct {
 	// flowstate.View); snatq carries SNAT block requests to the loop.
 	fs    *conntrack.Tables
 	snatq chan snatRequest
-	ctx   context.Context // Run's, for upcall goroutines
+	// resyncing: host name → true while a resync answer goes to it.
+	resyncing sync.Map
+	ctx       context.Context // Run's, for upcall goroutines
 
 	// Owned by the loop goroutine.
 	sess       *store.Session
@@ -168,6 +170,7 @@ type floodSet struct {
 type counters struct {
 	upcalls, installed, emitted, learnDropped             atomic.Uint64
 	statePushed, statePushFailed, stateReceived, stateBad atomic.Uint64
+	resyncAnswered, resyncSent                            atomic.Uint64
 	snatFailed                                            atomic.Uint64
 }
 
@@ -240,6 +243,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	lastSave := time.Now()
 
 	a.reconcile(ctx)
+	a.requestResync(a.snap.Load())
 	for {
 		select {
 		case <-ctx.Done():

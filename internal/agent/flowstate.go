@@ -164,8 +164,78 @@ func (a *Agent) applyState(msg []byte) {
 		a.stats.stateBad.Add(1)
 		return
 	}
+	if m.Resync != "" {
+		a.answerResync(m.Resync)
+		return
+	}
 	a.fs.ApplyMessage(&m, time.Now().UnixNano())
 	a.stats.stateReceived.Add(1)
+}
+
+// Resync: flow state reaches a host when a flow that needs it starts, so
+// a host that lost its tables (an agent killed before it saved them, a
+// host rebuilt, a gateway added under live connections) would lack the
+// state of every connection older than itself: the conntrack entries
+// and NAT bindings that let replies through. On start the agent asks
+// every other host for its state (requestResync); each answers with all
+// of its tables (answerResync), one answer at a time per asking host (a
+// request that comes while one is being sent is dropped). Receiving
+// state twice is harmless (adding an entry is idempotent).
+
+// requestResync sends a resync request to every other host of snap.
+func (a *Agent) requestResync(snap *topology.Snapshot) {
+	req := flowstate.AppendResync(nil, a.cfg.Host)
+	n := 0
+	snap.Hosts(func(h *topology.Host) {
+		if h.Name == a.cfg.Host || !h.TunnelIP.IsValid() {
+			return
+		}
+		if err := a.dp.SendState(datapath.Remote{Addr: h.TunnelIP, Port: h.TunnelPort}, req); err != nil {
+			a.log.Warn("flow-state resync request failed", "host", h.Name, "err", err)
+			return
+		}
+		n++
+	})
+	if n > 0 {
+		a.log.Info("flow state requested from the other hosts", "hosts", n)
+	}
+}
+
+// answerResync sends all of this host's flow state to host, in the
+// background (it is called from the datapath's reader).
+func (a *Agent) answerResync(host string) {
+	h := a.snap.Load().Host(host)
+	if h == nil || host == a.cfg.Host {
+		return
+	}
+	if _, busy := a.resyncing.LoadOrStore(host, true); busy {
+		return
+	}
+	to := datapath.Remote{Addr: h.TunnelIP, Port: h.TunnelPort}
+	a.stats.resyncAnswered.Add(1)
+	go func() {
+		defer a.resyncing.Delete(host)
+		d := a.fs.Dump()
+		var m flowstate.Message
+		for i := range d.Conns {
+			m.Conns = append(m.Conns, d.Conns[i].Key)
+		}
+		for i := range d.NATs {
+			m.NATs = append(m.NATs, d.NATs[i].NAT)
+		}
+		var buf []byte
+		sent := 0
+		for _, part := range flowstate.Split(&m) {
+			buf = flowstate.AppendMessage(buf[:0], &part)
+			if a.dp.SendState(to, buf) != nil {
+				a.stats.statePushFailed.Add(1)
+				continue
+			}
+			sent++
+		}
+		a.stats.resyncSent.Add(uint64(sent))
+		a.log.Info("flow state sent for resync", "host", host, "conns", len(m.Conns), "nats", len(m.NATs), "messages", sent)
+	}()
 }
 
 // requestSNATBlock asks the loop to lease another block for addr and

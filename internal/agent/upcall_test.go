@@ -1,8 +1,11 @@
 package agent
 
 import (
+	"log/slog"
+	"maps"
 	"net/netip"
 	"testing"
+	"time"
 
 	"hivenet/internal/datapath"
 	"hivenet/internal/datapath/fake"
@@ -157,5 +160,58 @@ func TestPushStateAllocs(t *testing.T) {
 	})
 	if allocs > 0 {
 		t.Errorf("pushState: %.1f allocations per call with a reused buffer, want 0", allocs)
+	}
+}
+
+// TestResync: a resync request from another host is answered with all
+// of this host's flow state (in as many messages as it takes); requests
+// from this host itself or from an unknown host are not; requestResync
+// asks every other host.
+func TestResync(t *testing.T) {
+	a, dp, snap := stateAgent(t, "h1")
+	a.log = slog.New(slog.DiscardHandler)
+	a.snap.Store(snap)
+	for i := range 200 {
+		a.fs.AddConn(*connKey(i), 1)
+	}
+	a.fs.AddNAT(flowstate.NAT{Orig: *connKey(1000), Xlat: *connKey(2000)}, 1)
+
+	a.applyState(flowstate.AppendResync(nil, "h1"))      // ourselves
+	a.applyState(flowstate.AppendResync(nil, "nowhere")) // unknown
+	a.applyState(flowstate.AppendResync(nil, "h2"))
+	conns, nats, msgs := 0, 0, 0
+	deadline := time.Now().Add(5 * time.Second)
+	for conns < 200 || nats < 1 {
+		if time.Now().After(deadline) {
+			t.Fatalf("after 5 s h2 got %d conns, %d bindings in %d messages; want 200 and 1", conns, nats, msgs)
+		}
+		for _, s := range dp.SentState() {
+			if s.Remote.Addr != netip.MustParseAddr("10.250.0.2") {
+				t.Fatalf("resync state sent to %v, want only h2 (10.250.0.2)", s.Remote.Addr)
+			}
+			var m flowstate.Message
+			if err := flowstate.ParseMessage(s.Msg, &m); err != nil {
+				t.Fatal(err)
+			}
+			conns, nats, msgs = conns+len(m.Conns), nats+len(m.NATs), msgs+1
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if msgs < 2 {
+		t.Errorf("200 conntrack keys in %d message(s): want them split", msgs)
+	}
+
+	a.requestResync(snap)
+	got := map[netip.Addr]string{}
+	for _, s := range dp.SentState() {
+		var m flowstate.Message
+		if err := flowstate.ParseMessage(s.Msg, &m); err != nil {
+			t.Fatal(err)
+		}
+		got[s.Remote.Addr] = m.Resync
+	}
+	want := map[netip.Addr]string{netip.MustParseAddr("10.250.0.2"): "h1", netip.MustParseAddr("10.250.0.3"): "h1"}
+	if !maps.Equal(got, want) {
+		t.Errorf("requestResync sent %v, want a request from h1 to h2 and h3", got)
 	}
 }

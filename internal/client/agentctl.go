@@ -99,9 +99,13 @@ type AgentStats struct {
 	StatePushFailed uint64 `json:"state_push_failed"`
 	StateReceived   uint64 `json:"state_received"`
 	StateBad        uint64 `json:"state_bad"`
-	SNATFailed      uint64 `json:"snat_failed"`
-	Conns           int    `json:"conntrack_entries"`
-	NATs            int    `json:"nat_bindings"`
+	// ResyncAnswered counts the other hosts' resync requests answered
+	// (after their agent started), ResyncSent the messages sent for them.
+	ResyncAnswered uint64 `json:"resync_answered"`
+	ResyncSent     uint64 `json:"resync_sent"`
+	SNATFailed     uint64 `json:"snat_failed"`
+	Conns          int    `json:"conntrack_entries"`
+	NATs           int    `json:"nat_bindings"`
 
 	DP DatapathStats `json:"datapath_stats"`
 }

@@ -18,8 +18,14 @@ import (
 //
 //	version  MessageVersion (1)
 //	flags    bit 0 (msgFlagIPv4): every address is an IPv4-mapped address
-//	         and is carried in 4 bytes instead of 16; other bits are 0
+//	         and is carried in 4 bytes instead of 16; bit 1
+//	         (msgFlagResync): a resync request (below); other bits are 0
 //	records  nConns conntrack keys, then nNATs bindings (Orig, then Xlat)
+//
+// A resync request asks the receiver for all its flow state: a host that
+// (re)starts, its tables lost or stale, sends one to every other host.
+// It has no records (both counts 0) but the requester's host name, one
+// length byte then the name, zero-padded to ResyncMinSize bytes in all.
 //
 // A key record is fixed-size, 41 bytes (17 with msgFlagIPv4):
 //
@@ -35,9 +41,15 @@ const MessageVersion = 1
 // a 1500-byte underlay MTU with room to spare.
 const MaxMessageSize = 1400
 
+// ResyncMinSize is the least size of an encoded resync request (padded:
+// the receiving VXLAN device of the eBPF datapath reads an Ethernet
+// header, 14 bytes).
+const ResyncMinSize = 16
+
 const (
 	msgHeaderSize = 6
 	msgFlagIPv4   = 1 << 0
+	msgFlagResync = 1 << 1
 	keySize16     = 4 + 1 + 16 + 16 + 2 + 2 // 41
 	keySize4      = 4 + 1 + 4 + 4 + 2 + 2   // 17
 )
@@ -51,6 +63,24 @@ var ErrBadMessage = errors.New("flowstate: malformed message")
 type Message struct {
 	Conns []Key
 	NATs  []NAT
+	// Resync, when set, makes the message a resync request from the host
+	// of that name (Conns and NATs are then empty).
+	Resync string
+}
+
+// AppendResync appends a resync request from host to b; host must be 1
+// to 255 bytes long (AppendResync panics otherwise, a programmer error).
+func AppendResync(b []byte, host string) []byte {
+	if host == "" || len(host) > 255 {
+		panic(fmt.Sprintf("flowstate: resync request from a host name of %d bytes", len(host)))
+	}
+	start := len(b)
+	b = append(b, MessageVersion, msgFlagResync, 0, 0, 0, 0, byte(len(host)))
+	b = append(b, host...)
+	for len(b)-start < ResyncMinSize {
+		b = append(b, 0)
+	}
+	return b
 }
 
 // v4mapped is the 12-byte prefix of an IPv4-mapped IPv6 address.
@@ -189,7 +219,7 @@ func parseKey(b []byte, v4 bool) (Key, []byte) {
 // empty (zero length slices) and the error wraps ErrBadMessage. m does not
 // refer to b afterwards.
 func ParseMessage(b []byte, m *Message) error {
-	m.Conns, m.NATs = m.Conns[:0], m.NATs[:0]
+	m.Conns, m.NATs, m.Resync = m.Conns[:0], m.NATs[:0], ""
 	if len(b) > MaxMessageSize {
 		return fmt.Errorf("%w: %d bytes, more than %d", ErrBadMessage, len(b), MaxMessageSize)
 	}
@@ -198,6 +228,9 @@ func ParseMessage(b []byte, m *Message) error {
 	}
 	if b[0] != MessageVersion {
 		return fmt.Errorf("%w: version %d, want %d", ErrBadMessage, b[0], MessageVersion)
+	}
+	if b[1] == msgFlagResync {
+		return parseResync(b, m)
 	}
 	if b[1]&^msgFlagIPv4 != 0 {
 		return fmt.Errorf("%w: unknown flags %#x", ErrBadMessage, b[1])
@@ -219,5 +252,23 @@ func ParseMessage(b []byte, m *Message) error {
 		n.Xlat, b = parseKey(b, v4)
 		m.NATs = append(m.NATs, n)
 	}
+	return nil
+}
+
+// parseResync decodes a resync request (see the format above).
+func parseResync(b []byte, m *Message) error {
+	if len(b) < msgHeaderSize+1 || binary.BigEndian.Uint32(b[2:]) != 0 {
+		return fmt.Errorf("%w: resync request with records or truncated (%d bytes)", ErrBadMessage, len(b))
+	}
+	n := int(b[msgHeaderSize])
+	if want := max(ResyncMinSize, msgHeaderSize+1+n); n == 0 || len(b) != want {
+		return fmt.Errorf("%w: resync request of %d bytes for a %d-byte host name, want %d", ErrBadMessage, len(b), n, want)
+	}
+	for _, c := range b[msgHeaderSize+1+n:] {
+		if c != 0 {
+			return fmt.Errorf("%w: resync request padding is not zero", ErrBadMessage)
+		}
+	}
+	m.Resync = string(b[msgHeaderSize+1 : msgHeaderSize+1+n])
 	return nil
 }

@@ -100,6 +100,12 @@ func TestParseMessageErrors(t *testing.T) {
 		{name: "nat count beyond buffer", b: with(func(b []byte) []byte { binary.BigEndian.PutUint16(b[4:], 0xffff); return b })},
 		{name: "flag clear, sizes of v4", b: with(func(b []byte) []byte { b[1] = 0; return b })},
 		{name: "over max size", b: make([]byte, MaxMessageSize+1)},
+		{name: "resync: records counted", b: func() []byte { b := AppendResync(nil, "host1"); b[3] = 1; return b }()},
+		{name: "resync: empty name", b: func() []byte { b := AppendResync(nil, "host1"); b[6] = 0; return b }()},
+		{name: "resync: name beyond buffer", b: func() []byte { b := AppendResync(nil, "host1"); b[6] = 40; return b }()},
+		{name: "resync: padding not zero", b: func() []byte { b := AppendResync(nil, "host1"); b[len(b)-1] = 1; return b }()},
+		{name: "resync: not padded", b: AppendResync(nil, "host1")[:12]},
+		{name: "resync with the IPv4 flag", b: func() []byte { b := AppendResync(nil, "host1"); b[1] |= msgFlagIPv4; return b }()},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -236,5 +242,34 @@ func BenchmarkParseMessage(b *testing.B) {
 		if err := ParseMessage(buf, &out); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+func TestResyncRoundTrip(t *testing.T) {
+	tests := []struct {
+		name, host string
+		size       int
+	}{
+		{name: "short name padded", host: "h1", size: ResyncMinSize},
+		{name: "long name", host: "compute-node-0042.rack7.example", size: 7 + 31},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			b := AppendResync([]byte("prefix"), tt.host)[len("prefix"):]
+			if len(b) != tt.size {
+				t.Errorf("%d bytes, want %d", len(b), tt.size)
+			}
+			m := manyMessage(1, 1, false)
+			if err := ParseMessage(b, &m); err != nil {
+				t.Fatal(err)
+			}
+			if m.Resync != tt.host || len(m.Conns)+len(m.NATs) != 0 {
+				t.Errorf("parsed %+v, want a resync request from %s and no records", m, tt.host)
+			}
+			var plain Message
+			if err := ParseMessage(AppendMessage(nil, &Message{Conns: manyMessage(1, 0, true).Conns}), &plain); err != nil || plain.Resync != "" {
+				t.Errorf("a plain message parsed as %+v, %v", plain, err)
+			}
+		})
 	}
 }

@@ -2,11 +2,15 @@ package e2e
 
 import (
 	"bufio"
+	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"net"
 	"net/netip"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -31,15 +35,7 @@ import (
 // programs would otherwise keep forwarding without an agent).
 func TestPrivilegedGatewayFailover(t *testing.T) {
 	e := newEnvWith(t, envOpts{hosts: 3, projects: []string{"alpha"}, gateways: []string{"host2", "host3"}})
-	ext, err := e.lab.CreateExternalNetwork(e.ctx, "public")
-	if err != nil {
-		t.Fatal(err)
-	}
-	n, s := e.network(t, "inner", "alpha", "10.63.0.0/24")
-	r := e.router(t, "alpha", "r1", s)
-	if _, err := e.as("alpha").UpdateRouter(e.ctx, r.ID, map[string]any{"external_gateway_info": map[string]any{"network_id": ext.Network.ID}}); err != nil {
-		t.Fatalf("set router gateway: %v", err)
-	}
+	_, n, s, _ := e.gatewayRouter(t, "alpha", "10.63.0.0/24")
 	// Both gateways' uplinks bound (published to every host with their
 	// bindings) before the connections start.
 	for _, g := range []string{"host2", "host3"} {
@@ -51,27 +47,12 @@ func TestPrivilegedGatewayFailover(t *testing.T) {
 			time.Sleep(100 * time.Millisecond)
 		}
 	}
-	e.vmWith(t, vmSpec{name: "v1", host: "host1", net: n, sub: s, ip: netip.MustParseAddr("10.63.0.11")})
-	inet := e.lab.Internet()
-	e.serve(t, "out", ap(inet, 8080), "internet")
-	e.waitReach(t, "v1", inet, 10*time.Second)
+	inet := e.internetVM(t, n, s, "10.63.0.11")
 
 	// The flow hash spreads the connections over both gateways; the one
 	// that carried more of them dies.
 	const conns = 16
-	var cs []*echoConn
-	t.Cleanup(func() {
-		for _, c := range cs {
-			c.Close()
-		}
-	})
-	for range conns {
-		c, _, err := e.lab.OpenTCP(e.ctx, "v1", ap(inet, 8080), 5*time.Second)
-		if err != nil {
-			t.Fatalf("connection to the internet: %v", err)
-		}
-		cs = append(cs, newEchoConn(c))
-	}
+	cs := e.openEcho(t, "v1", ap(inet, 8080), conns)
 	out := e.lab.OutsideNetns()
 	rx2, rx3 := linkRxPackets(t, out, "host2"), linkRxPackets(t, out, "host3")
 	for i, c := range cs {
@@ -171,4 +152,91 @@ func linkRxPackets(t *testing.T, ns, link string) uint64 {
 		t.Fatalf("%s in %s: %q: %v", path, ns, b, err)
 	}
 	return v
+}
+
+// TestPrivilegedGatewayStateLost: the only gateway's agent dies and comes
+// back without its flow-state tables (the file it saves every 10 s is
+// gone too: a rebuilt host, or a kill before the first save), while SNAT
+// connections through it are open. The new agent asks the other hosts
+// for their state (resync), so the replies of the old connections are
+// translated again once its re-simulation replaces the flows it adopted.
+func TestPrivilegedGatewayStateLost(t *testing.T) {
+	e := newEnvWith(t, envOpts{hosts: 2, projects: []string{"alpha"}, gateways: []string{"host2"}})
+	_, n, s, _ := e.gatewayRouter(t, "alpha", "10.64.0.0/24")
+	inet := e.internetVM(t, n, s, "10.64.0.11")
+	const conns = 8
+	cs := e.openEcho(t, "v1", ap(inet, 8080), conns)
+
+	if err := e.lab.KillAgent("host2"); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Remove(filepath.Join(e.lab.RunDir(), "state", "host2", "flowstate")); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		t.Fatal(err)
+	}
+	if err := e.lab.StartAgent(e.ctx, "host2"); err != nil {
+		t.Fatal(err)
+	}
+	// Past the restart grace (5 s), the adopted flows are gone and every
+	// reply is simulated again at host2 with the state it has now.
+	time.Sleep(7 * time.Second)
+	for i, c := range cs {
+		if err := c.echo(fmt.Sprintf("after %d", i), 10*time.Second); err != nil {
+			t.Errorf("connection %d after host2's agent came back without its tables: %v", i, err)
+		}
+	}
+	if _, err := e.lab.DialTCP(e.ctx, "v1", ap(inet, 8080), 5*time.Second); err != nil {
+		t.Errorf("new connection after the restart: %v", err)
+	}
+}
+
+// gatewayRouter creates the external network "public", the network
+// "inner" with cidr in project and router r1 joining them with SNAT on
+// its gateway; it returns the external network, the inner network and
+// subnet, and the router as the gateway left it.
+func (e *env) gatewayRouter(t *testing.T, project, cidr string) (lab.ExternalNetwork, lab.Network, lab.Subnet, lab.Router) {
+	t.Helper()
+	ext, err := e.lab.CreateExternalNetwork(e.ctx, "public")
+	if err != nil {
+		t.Fatal(err)
+	}
+	n, s := e.network(t, "inner", project, cidr)
+	r := e.router(t, project, "r1", s)
+	r, err = e.as(project).UpdateRouter(e.ctx, r.ID, map[string]any{"external_gateway_info": map[string]any{"network_id": ext.Network.ID}})
+	if err != nil {
+		t.Fatalf("set router gateway: %v", err)
+	}
+	return ext, n, s, r
+}
+
+// openEcho opens n connections from VM namespace vm to a lab.ServeTCP
+// server at dst, closed when the test ends.
+func (e *env) openEcho(t *testing.T, vm string, dst netip.AddrPort, n int) []*echoConn {
+	t.Helper()
+	var cs []*echoConn
+	t.Cleanup(func() {
+		for _, c := range cs {
+			c.Close()
+		}
+	})
+	for range n {
+		c, _, err := e.lab.OpenTCP(e.ctx, vm, dst, 5*time.Second)
+		if err != nil {
+			t.Fatalf("connection to %s: %v", dst, err)
+		}
+		cs = append(cs, newEchoConn(c))
+	}
+	return cs
+}
+
+// internetVM starts VM v1 on host1 at ip on network n (subnet s), an
+// echo server on the internet (port 8080 of the outside namespace's
+// address behind the upstream router) and waits until v1 reaches it;
+// it returns that address.
+func (e *env) internetVM(t *testing.T, n lab.Network, s lab.Subnet, ip string) netip.Addr {
+	t.Helper()
+	e.vmWith(t, vmSpec{name: "v1", host: "host1", net: n, sub: s, ip: netip.MustParseAddr(ip)})
+	inet := e.lab.Internet()
+	e.serve(t, "out", ap(inet, 8080), "internet")
+	e.waitReach(t, "v1", inet, 10*time.Second)
+	return inet
 }

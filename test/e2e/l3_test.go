@@ -235,16 +235,7 @@ func TestPrivilegedSecurityGroups(t *testing.T) {
 //	      icmp and tcp/8080 from anywhere)
 func TestPrivilegedExternal(t *testing.T) {
 	e := newEnvWith(t, envOpts{hosts: 3, projects: []string{"alpha"}, gateways: []string{"host3"}})
-	ext, err := e.lab.CreateExternalNetwork(e.ctx, "public")
-	if err != nil {
-		t.Fatal(err)
-	}
-	n, s := e.network(t, "inner", "alpha", "10.62.0.0/24")
-	r := e.router(t, "alpha", "r1", s)
-	r, err = e.as("alpha").UpdateRouter(e.ctx, r.ID, map[string]any{"external_gateway_info": map[string]any{"network_id": ext.Network.ID}})
-	if err != nil {
-		t.Fatalf("set router gateway: %v", err)
-	}
+	ext, n, s, r := e.gatewayRouter(t, "alpha", "10.62.0.0/24")
 	if r.GatewayInfo == nil || len(r.GatewayInfo.ExternalIPs) == 0 {
 		t.Fatalf("router gateway info %+v: no external fixed IP", r.GatewayInfo)
 	}
@@ -313,6 +304,7 @@ func TestPrivilegedExternal(t *testing.T) {
 		t.Logf("%d concurrent connections from 2 hosts, %d distinct translated sources", 2*per, len(seen))
 	})
 	var fip lab.FloatingIP
+	var err error
 	t.Run("floating IP reachable from outside", func(t *testing.T) {
 		fip, err = e.as("alpha").CreateFloatingIP(e.ctx, lab.FloatingIP{FloatingNetworkID: ext.Network.ID, PortID: p1.ID})
 		if err != nil {
