@@ -255,14 +255,40 @@ func (t *Table) RemoveIf(fn func(match, mask *packet.FlowMatch, a *Actions) bool
 	return len(victims)
 }
 
-// Expire removes the flows idle for longer than IdleTimeout, or older than
-// HardTimeout, at now and returns how many. It also re-sorts the masks, most hit first. Call it
+// Under pressure idle flows go sooner, as in Open vSwitch (whose idle
+// limit drops when the datapath holds more flows than its limit): a
+// storm of short connections leaves a flow per finished connection, and
+// a full table evicts (here) or refuses (the eBPF datapath) flows that
+// are in use. From half full the idle timeout is at most PressureIdle,
+// from three quarters HighPressureIdle. Both datapaths use this policy.
+const (
+	PressureIdle     int64 = 1e9 // 1 s
+	HighPressureIdle int64 = 1e8 // 100 ms
+)
+
+// IdleUnderPressure is the idle timeout for a table of n flows of at most
+// max, given the configured idle (0: no idle expiry, kept).
+func IdleUnderPressure(idle int64, n, max int) int64 {
+	switch {
+	case idle == 0:
+		return 0
+	case n >= max*3/4:
+		return min(idle, HighPressureIdle)
+	case n >= max/2:
+		return min(idle, PressureIdle)
+	}
+	return idle
+}
+
+// Expire removes the flows idle for longer than IdleTimeout (shortened
+// under pressure: IdleUnderPressure), or older than HardTimeout, at now
+// and returns how many. It also re-sorts the masks, most hit first. Call it
 // periodically (every second or so).
 func (t *Table) Expire(now int64) int {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	n := 0
-	idle, hard := t.cfg.IdleTimeout, t.cfg.HardTimeout
+	idle, hard := IdleUnderPressure(t.cfg.IdleTimeout, t.n, t.cfg.MaxFlows), t.cfg.HardTimeout
 	if idle > 0 || hard > 0 {
 		for f := t.tail; f != nil; {
 			prev := f.prev

@@ -5,6 +5,7 @@ import (
 	"slices"
 	"testing"
 
+	"hivenet/internal/packet"
 	"hivenet/internal/topology"
 )
 
@@ -121,5 +122,56 @@ func BenchmarkTagIndexAddRemove(b *testing.B) {
 		e := es[i%live]
 		x.Remove(e)
 		x.Add(e, tags)
+	}
+}
+
+func TestIdleUnderPressure(t *testing.T) {
+	tests := []struct {
+		name     string
+		idle     int64
+		flows    int
+		want     int64
+		maxFlows int
+	}{
+		{name: "below half: the configured timeout", idle: 30e9, flows: 49, maxFlows: 100, want: 30e9},
+		{name: "half full: at most a second", idle: 30e9, flows: 50, maxFlows: 100, want: PressureIdle},
+		{name: "three quarters: at most 100 ms", idle: 30e9, flows: 75, maxFlows: 100, want: HighPressureIdle},
+		{name: "a shorter configured timeout stays", idle: 5e7, flows: 99, maxFlows: 100, want: 5e7},
+		{name: "no idle expiry stays none", idle: 0, flows: 99, maxFlows: 100, want: 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := IdleUnderPressure(tt.idle, tt.flows, tt.maxFlows); got != tt.want {
+				t.Errorf("IdleUnderPressure(%d, %d, %d) = %d, want %d", tt.idle, tt.flows, tt.maxFlows, got, tt.want)
+			}
+		})
+	}
+}
+
+// TestExpireUnderPressure: a table three quarters full of flows idle for
+// 200 ms loses them although its idle timeout is a minute; a roomy one
+// keeps them.
+func TestExpireUnderPressure(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		flows    int
+		wantLeft int
+	}{
+		{name: "roomy table keeps idle flows", flows: 10, wantLeft: 10},
+		{name: "three quarters full: idle flows go", flows: 80, wantLeft: 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			tb := New(Config{MaxFlows: 100, IdleTimeout: 60e9})
+			mask := packet.MaskOf(packet.FInPort | packet.FSrcPort)
+			for i := range tc.flows {
+				if err := tb.Insert(packet.FlowMatch{InPort: 1, SrcPort: uint16(i)}, mask, Actions{}, nil, 0); err != nil {
+					t.Fatal(err)
+				}
+			}
+			tb.Expire(2e8) // 200 ms later
+			if got := len(tb.Dump()); got != tc.wantLeft {
+				t.Errorf("%d flows left of %d, want %d", got, tc.flows, tc.wantLeft)
+			}
+		})
 	}
 }

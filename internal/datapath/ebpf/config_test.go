@@ -5,6 +5,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"hivenet/internal/flowtable"
 )
 
 func TestConfigValidate(t *testing.T) {
@@ -61,8 +63,8 @@ func TestIdleTimeoutUnderPressure(t *testing.T) {
 		want  time.Duration
 	}{
 		{name: "below half: the configured timeout", idle: 30 * time.Second, flows: 49, want: 30 * time.Second},
-		{name: "half full: at most a second", idle: 30 * time.Second, flows: 50, want: pressureIdle},
-		{name: "three quarters: at most 100 ms", idle: 30 * time.Second, flows: 75, want: highPressureIdle},
+		{name: "half full: at most a second", idle: 30 * time.Second, flows: 50, want: time.Duration(flowtable.PressureIdle)},
+		{name: "three quarters: at most 100 ms", idle: 30 * time.Second, flows: 75, want: time.Duration(flowtable.HighPressureIdle)},
 		{name: "a shorter configured timeout stays", idle: 50 * time.Millisecond, flows: 99, want: 50 * time.Millisecond},
 	}
 	for _, tt := range tests {

@@ -1007,31 +1007,16 @@ func (d *Datapath) expireLoop() {
 	}
 }
 
-// Under pressure, idle flows go sooner, as in Open vSwitch (whose idle
-// limit drops when the datapath holds more flows than its limit): a storm
-// of short connections leaves a flow per finished connection, and a full
-// table would send every packet of the next connections up. From half
-// full the idle timeout is at most pressureIdle, from three quarters
-// highPressureIdle; an Install that finds the table nine tenths full
-// runs the expiry at once instead of at the next tick.
-const (
-	pressureIdle     = time.Second
-	highPressureIdle = 100 * time.Millisecond
-	// expireChunk flows are removed per lock hold, so upcalls are not
-	// held up behind the removal of a whole storm's flows.
-	expireChunk = 256
-)
+// expireChunk flows are removed per lock hold, so upcalls are not held
+// up behind the removal of a whole storm's flows. Under pressure the
+// idle timeout shrinks (flowtable.IdleUnderPressure), and an Install
+// that finds the table nine tenths full runs the expiry at once instead
+// of at the next tick.
+const expireChunk = 256
 
 // idleTimeout is the idle timeout for a table of n flows.
 func (d *Datapath) idleTimeout(n int) time.Duration {
-	idle := d.cfg.IdleTimeout
-	switch {
-	case n >= d.cfg.MaxFlows*3/4:
-		idle = min(idle, highPressureIdle)
-	case n >= d.cfg.MaxFlows/2:
-		idle = min(idle, pressureIdle)
-	}
-	return idle
+	return time.Duration(flowtable.IdleUnderPressure(int64(d.cfg.IdleTimeout), n, d.cfg.MaxFlows))
 }
 
 // expire removes idle, old and orphaned flows and, after the restart
