@@ -140,6 +140,24 @@ func listVisible[T any, P owned[T]](ctx context.Context, st *store.Store, c *cal
 	return out, nil
 }
 
+// visibleResource fills r's list and show with the objects of resource
+// that the caller may see (see visibleObj, listVisible).
+func visibleResource[T any, P owned[T]](r *resource, st *store.Store, resource, kind string) *resource {
+	r.list = func(ctx context.Context, c *caller) ([]any, error) {
+		l, err := listVisible[T, P](ctx, st, c, resource)
+		return anys(l), err
+	}
+	r.show = func(ctx context.Context, c *caller, id string) (any, error) {
+		var v *T
+		_, err := st.View(ctx, func(tx *store.Tx) (err error) {
+			v, err = visibleObj[T, P](tx, c, resource, kind, id)
+			return err
+		})
+		return v, err
+	}
+	return r
+}
+
 // anys converts a typed list for a resource's list func.
 func anys[T any](l []*T) []any {
 	out := make([]any, len(l))

@@ -24,25 +24,13 @@ var (
 )
 
 func (s *Server) floatingIPsResource() *resource {
-	return &resource{
+	return visibleResource[translate.FloatingIP](&resource{
 		singular: "floatingip", plural: "floatingips",
-		attrs: attrNames(translate.FloatingIP{}),
-		list: func(ctx context.Context, c *caller) ([]any, error) {
-			fs, err := listVisible[translate.FloatingIP](ctx, s.st, c, "floatingips")
-			return anys(fs), err
-		},
-		show: func(ctx context.Context, c *caller, id string) (any, error) {
-			var f *translate.FloatingIP
-			_, err := s.st.View(ctx, func(tx *store.Tx) (err error) {
-				f, err = visibleFIP(tx, c, id)
-				return err
-			})
-			return f, err
-		},
+		attrs:  attrNames(translate.FloatingIP{}),
 		create: s.createFIP,
 		update: s.updateFIP,
 		delete: s.deleteFIP,
-	}
+	}, s.st, "floatingips", "FloatingIP")
 }
 
 func visibleFIP(tx *store.Tx, c *caller, id string) (*translate.FloatingIP, error) {

@@ -32,25 +32,13 @@ var (
 )
 
 func (s *Server) routersResource() *resource {
-	return &resource{
+	return visibleResource[translate.Router](&resource{
 		singular: "router", plural: "routers",
-		attrs: attrNames(translate.Router{}),
-		list: func(ctx context.Context, c *caller) ([]any, error) {
-			rs, err := listVisible[translate.Router](ctx, s.st, c, "routers")
-			return anys(rs), err
-		},
-		show: func(ctx context.Context, c *caller, id string) (any, error) {
-			var r *translate.Router
-			_, err := s.st.View(ctx, func(tx *store.Tx) (err error) {
-				r, err = visibleRouter(tx, c, id)
-				return err
-			})
-			return r, err
-		},
+		attrs:  attrNames(translate.Router{}),
 		create: s.createRouter,
 		update: s.updateRouter,
 		delete: s.deleteRouter,
-	}
+	}, s.st, "routers", "Router")
 }
 
 func visibleRouter(tx *store.Tx, c *caller, id string) (*translate.Router, error) {
