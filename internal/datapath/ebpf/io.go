@@ -246,8 +246,15 @@ func (d *Datapath) ExecuteWithState(msgs []datapath.StateMessage, inPort datapat
 			errs = append(errs, err)
 		}
 	}
+	bad := checkFrame(frame)
+	if bad != nil {
+		b.flush() // the messages go even so
+		errs = append(errs, bad, b.err())
+	}
 	d.execMu.RUnlock()
-	errs = append(errs, d.execute(b, inPort, frame, gso, actions))
+	if bad == nil { // the frame goes with the messages, in one sendmmsg
+		errs = append(errs, d.execute(b, inPort, frame, gso, actions))
+	}
 	d.st.stateTx.Add(uint64(b.stateSent))
 	return b.stateSent, errors.Join(errs...)
 }
@@ -295,11 +302,8 @@ func (d *Datapath) queueState(b *txBatch, remote datapath.Remote, msg []byte) er
 
 // execute queues frame's outputs on b and flushes it.
 func (d *Datapath) execute(b *txBatch, inPort datapath.PortNo, frame []byte, gso datapath.GSO, actions *flowtable.Actions) error {
-	if len(frame) > maxFrame {
-		return fmt.Errorf("ebpf: frame of %d bytes exceeds %d", len(frame), maxFrame)
-	}
-	if len(frame) < 14 {
-		return fmt.Errorf("ebpf: frame of %d bytes is shorter than an Ethernet header", len(frame))
+	if err := checkFrame(frame); err != nil {
+		return err
 	}
 	if d.closed.Load() {
 		return ErrClosed
@@ -345,6 +349,17 @@ func (d *Datapath) execute(b *txBatch, inPort datapath.PortNo, frame []byte, gso
 	}
 	b.flush()
 	return errors.Join(append(errs, b.err())...)
+}
+
+// checkFrame refuses a frame Execute cannot send.
+func checkFrame(frame []byte) error {
+	if len(frame) > maxFrame {
+		return fmt.Errorf("ebpf: frame of %d bytes exceeds %d", len(frame), maxFrame)
+	}
+	if len(frame) < 14 {
+		return fmt.Errorf("ebpf: frame of %d bytes is shorter than an Ethernet header", len(frame))
+	}
+	return nil
 }
 
 func (d *Datapath) portIfindex(p datapath.PortNo) (int, bool) {

@@ -378,6 +378,12 @@ func TestPrivilegedTwoHosts(t *testing.T) {
 			t.Errorf("host 2 saw %d state messages when the frame arrived, want 2 (they leave first)", got)
 		}
 		waitFor(t, "both messages at host 2's handler", func() bool { return l.states[2].Load() == st0+2 })
+
+		// A frame too short to send is refused; its messages go even so.
+		if sent, err := l.dp[1].ExecuteWithState(msgs[:1], l.port[1], frame[:10], datapath.GSO{}, &a); sent != 1 || err == nil {
+			t.Errorf("ExecuteWithState with a 10-byte frame: sent %d, err %v; want the message sent and the frame's error", sent, err)
+		}
+		waitFor(t, "the message of the refused frame at host 2", func() bool { return l.states[2].Load() == st0+3 })
 	})
 
 	t.Run("unknown VNI", func(t *testing.T) {
