@@ -305,6 +305,7 @@ func maskFields(m *packet.FlowMatch, v6 bool) map[string]string {
 	hex("ip_proto", uint64(m.IPProto), 8)
 	hex("ip_ttl", uint64(m.IPTTL), 8)
 	hex("ip_frag", uint64(m.IPFrag), 8)
+	hex("ct_state", uint64(m.CTState), 8)
 	hex("src_port", uint64(m.SrcPort), 16)
 	hex("dst_port", uint64(m.DstPort), 16)
 	mac("arp_sha", m.ARPSha)
@@ -321,7 +322,8 @@ func actionList(as *flowtable.Actions) []client.AgentAction {
 		case flowtable.ActOutput:
 			j = client.AgentAction{Type: "output", Port: a.Port}
 		case flowtable.ActTunnel:
-			j = client.AgentAction{Type: "tunnel", Remote: netip.AddrFrom4(a.Remote).String(), RemotePort: a.RemotePort, Key: a.Key}
+			j = client.AgentAction{Type: "tunnel", Remote: netip.AddrFrom4(a.Remote).String(), RemotePort: a.RemotePort, Key: a.Key,
+				Commit: a.Flags&flowtable.FlagCommit != 0}
 		case flowtable.ActFlood:
 			j = client.AgentAction{Type: "flood", Key: a.Key}
 		case flowtable.ActSetEthSrc:
@@ -338,6 +340,8 @@ func actionList(as *flowtable.Actions) []client.AgentAction {
 			j = client.AgentAction{Type: "set_l4_src", Port: uint32(a.RemotePort)}
 		case flowtable.ActSetL4Dst:
 			j = client.AgentAction{Type: "set_l4_dst", Port: uint32(a.RemotePort)}
+		case flowtable.ActCTCommit:
+			j = client.AgentAction{Type: "ct_commit", Key: a.Key, Port: a.Port}
 		default:
 			j = client.AgentAction{Type: "unknown(" + strconv.Itoa(int(a.Kind)) + ")"}
 		}

@@ -70,15 +70,19 @@ type AgentFlow struct {
 // or set_l4_dst; the fields it uses are set.
 type AgentAction struct {
 	Type string `json:"type"`
-	// Port: output's datapath port, dec_ttl's decrement, set_l4_*'s port.
+	// Port: output's datapath port, dec_ttl's decrement, set_l4_*'s port,
+	// ct_commit's second zone (a local egress port's; 0: none).
 	Port uint32 `json:"port,omitempty"`
 	// Remote: tunnel's endpoint; RemotePort its UDP port (0: the default).
 	Remote     string `json:"remote,omitempty"`
 	RemotePort uint16 `json:"remote_port,omitempty"`
-	// Key: tunnel's or flood's tunnel key (VNI).
-	Key  uint32 `json:"key,omitempty"`
-	MAC  string `json:"mac,omitempty"`
-	Addr string `json:"addr,omitempty"` // set_ip_src, set_ip_dst
+	// Key: tunnel's or flood's tunnel key (VNI), ct_commit's zone.
+	Key uint32 `json:"key,omitempty"`
+	// Commit: the tunnel asks the receiving host to commit the
+	// connection (see flowtable.FlagCommit).
+	Commit bool   `json:"commit,omitempty"`
+	MAC    string `json:"mac,omitempty"`
+	Addr   string `json:"addr,omitempty"` // set_ip_src, set_ip_dst
 }
 
 // AgentStats are an agent's counters: its identity, its own counters, the

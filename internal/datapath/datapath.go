@@ -11,6 +11,7 @@ package datapath
 import (
 	"net/netip"
 
+	"hivenet/internal/flowstate"
 	"hivenet/internal/flowtable"
 	"hivenet/internal/packet"
 	"hivenet/internal/topology"
@@ -121,6 +122,29 @@ type Datapath interface {
 	Stats() Stats
 	// Close stops everything and unbinds all ports.
 	Close() error
+}
+
+// ConnTracker is implemented by datapaths that track connections
+// themselves (ebpf), as Open vSwitch's ct() does, so that a new
+// connection through security groups costs no upcall once a flow for its
+// kind exists:
+//
+//   - Before its flow lookup, a packet entering by a local port gets
+//     FlowMatch.CTState: the state of its key (flowstate.KeyOf the packet
+//     in the port's zone) in the datapath's table: packet.CTNew when
+//     neither direction is tracked, CTEstablished for the forward
+//     direction, CTEstablished|CTReply for the reply. Upcalls carry it.
+//   - flowtable.ActCTCommit records a connection (both directions) in the
+//     table; a tunnel action with flowtable.FlagCommit makes the receiving
+//     host record it in the zone of the port the packet is delivered to.
+//   - Entries idle for longer than the datapath's conntrack idle time go.
+type ConnTracker interface {
+	// SetPortZone sets the conntrack zone of local port p (its bridge's
+	// flood key; 0: packets entering by p are not tracked).
+	SetPortZone(p PortNo, zone uint32) error
+	// ConnState returns the state the datapath holds for key k as
+	// FlowMatch.CTState would carry it (packet.CTNew when untracked).
+	ConnState(k flowstate.Key) uint8
 }
 
 // StateMessage is a flow-state message for one remote host.

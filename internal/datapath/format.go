@@ -95,6 +95,9 @@ func FormatFlow(f FlowInfo) string {
 	if k.IPFrag != 0 {
 		field("frag", [...]string{"no", "first", "later"}[min(int(m.IPFrag&k.IPFrag), 2)])
 	}
+	if k.CTState != 0 {
+		field("ct_state", ctStateString(m.CTState&k.CTState))
+	}
 	sp, dp := "src_port", "dst_port"
 	if icmp {
 		sp, dp = "icmp_type", "icmp_code"
@@ -137,7 +140,11 @@ func FormatActions(as *flowtable.Actions) string {
 			if a.RemotePort != 0 {
 				fmt.Fprintf(&b, ":%d", a.RemotePort)
 			}
-			fmt.Fprintf(&b, ",key=%d)", a.Key)
+			fmt.Fprintf(&b, ",key=%d", a.Key)
+			if a.Flags&flowtable.FlagCommit != 0 {
+				b.WriteString(",commit")
+			}
+			b.WriteByte(')')
 		case flowtable.ActFlood:
 			fmt.Fprintf(&b, "flood(key=%d)", a.Key)
 		case flowtable.ActSetEthSrc:
@@ -157,6 +164,12 @@ func FormatActions(as *flowtable.Actions) string {
 			fmt.Fprintf(&b, "set_l4_src:%d", a.RemotePort)
 		case flowtable.ActSetL4Dst:
 			fmt.Fprintf(&b, "set_l4_dst:%d", a.RemotePort)
+		case flowtable.ActCTCommit:
+			fmt.Fprintf(&b, "ct(commit,zone=%d", a.Key)
+			if a.Port != 0 {
+				fmt.Fprintf(&b, ",zone=%d", a.Port)
+			}
+			b.WriteByte(')')
 		default:
 			fmt.Fprintf(&b, "unknown(%d)", a.Kind)
 		}
@@ -230,4 +243,22 @@ func formatIdle(ns int64) string {
 		return d.Round(time.Millisecond).String()
 	}
 	return d.Round(100 * time.Millisecond).String()
+}
+
+// ctStateString renders a FlowMatch.CTState as OVS does: "+new",
+// "+est", "+est+rpl" (and "-trk" for a packet the datapath did not track).
+func ctStateString(st uint8) string {
+	if st == 0 {
+		return "-trk"
+	}
+	var b strings.Builder
+	for _, f := range []struct {
+		bit  uint8
+		name string
+	}{{packet.CTNew, "+new"}, {packet.CTEstablished, "+est"}, {packet.CTReply, "+rpl"}} {
+		if st&f.bit != 0 {
+			b.WriteString(f.name)
+		}
+	}
+	return b.String()
 }

@@ -35,6 +35,24 @@ const (
 	// (ActSetL4Dst) they set the echo identifier.
 	ActSetL4Src
 	ActSetL4Dst
+
+	// ActCTCommit records the packet's connection in the datapath's
+	// connection tracker (datapaths that track connections themselves,
+	// see datapath.ConnTracker): its 5-tuple as it entered, before any
+	// rewrite, in zone Key (the ingress port's) and, when Port is not
+	// zero, in zone Port as well (a local egress port's). Later packets
+	// of the connection then carry CTState established, replies
+	// established|reply. It comes before the outputs.
+	ActCTCommit
+)
+
+// Action flags.
+const (
+	// FlagCommit on an ActTunnel asks the receiving host to commit the
+	// packet's connection in the zone of the port the tunnel key delivers
+	// to, as ActCTCommit does, before delivering it: the reply will enter
+	// there, and the reply host needs no message nor upcall to know it.
+	FlagCommit uint8 = 1 << iota
 )
 
 // MaxActions bounds the actions of one flow.
@@ -44,7 +62,7 @@ const MaxActions = 12
 // so it can mirror a BPF map value.
 type Action struct {
 	Kind       ActionKind
-	_          [1]byte
+	Flags      uint8
 	RemotePort uint16
 	Port       uint32
 	Key        uint32

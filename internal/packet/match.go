@@ -26,7 +26,11 @@ type FlowMatch struct {
 	IPTTL   uint8
 	// IPFrag is FragNone, FragFirst or FragLater.
 	IPFrag uint8
-	_      uint8
+	// CTState is the connection-tracking state a datapath that tracks
+	// connections itself found for the packet, in the zone of the ingress
+	// port (a topology.CTState: 1 new, 2 established, 2|4 established
+	// reply); 0 when the datapath does not track (see CTNew below).
+	CTState uint8
 	// SrcPort/DstPort are the TCP/UDP ports; for ICMP, the type and code.
 	SrcPort uint16
 	DstPort uint16
@@ -36,6 +40,14 @@ type FlowMatch struct {
 	// "port" NAT translates for ICMP), 0 otherwise.
 	ICMPID uint16
 }
+
+// Connection-tracking states for FlowMatch.CTState, as the datapath
+// reports them (the same bits as topology.CTState).
+const (
+	CTNew         = 1
+	CTEstablished = 2
+	CTReply       = 4
+)
 
 // IP fragment classes for FlowMatch.IPFrag.
 const (
@@ -78,6 +90,7 @@ func (m FlowMatch) Masked(mask FlowMatch) FlowMatch {
 	r.IPProto = m.IPProto & mask.IPProto
 	r.IPTTL = m.IPTTL & mask.IPTTL
 	r.IPFrag = m.IPFrag & mask.IPFrag
+	r.CTState = m.CTState & mask.CTState
 	r.SrcPort = m.SrcPort & mask.SrcPort
 	r.DstPort = m.DstPort & mask.DstPort
 	r.ICMPID = m.ICMPID & mask.ICMPID
@@ -124,6 +137,7 @@ const (
 	FDstPort
 	FARPSha
 	FICMPID
+	FCTState
 )
 
 // MaskOf returns a mask with every field in fs set to all ones.
@@ -170,6 +184,9 @@ func MaskOf(fs Field) FlowMatch {
 	}
 	if fs&FICMPID != 0 {
 		m.ICMPID = 0xffff
+	}
+	if fs&FCTState != 0 {
+		m.CTState = 0xff
 	}
 	return m
 }

@@ -130,7 +130,7 @@ func describeMask(mask packet.FlowMatch) string {
 		{packet.FEthType, "eth_type"}, {packet.FVLAN, "vlan"}, {packet.FIPSrc, "ip_src"},
 		{packet.FIPDst, "ip_dst"}, {packet.FIPProto, "ip_proto"}, {packet.FIPTTL, "ttl"},
 		{packet.FIPFrag, "frag"}, {packet.FSrcPort, "src_port"}, {packet.FDstPort, "dst_port"},
-		{packet.FARPSha, "arp_sha"},
+		{packet.FARPSha, "arp_sha"}, {packet.FICMPID, "icmp_id"}, {packet.FCTState, "ct_state"},
 	}
 	var parts []string
 	for _, n := range names {
