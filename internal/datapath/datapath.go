@@ -86,11 +86,6 @@ type Stats struct {
 	// (also counted in TunnelTx / TunnelRx); StateUnhandled those
 	// received with no state handler set.
 	StateTx, StateRx, StateUnhandled uint64
-	// ConnTracked is the number of connection directions a ConnTracker
-	// holds (as last counted by its idle sweep); CommitsRx the
-	// connections it committed for a tunnel's commit bit.
-	ConnTracked int
-	CommitsRx   uint64
 }
 
 // Datapath moves packets. All methods are safe for concurrent use.
