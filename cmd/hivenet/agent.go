@@ -28,7 +28,7 @@ func init() {
 		tunnelPort                                  uint16
 		hostTTL, flowIdle, flowHard, stateIdle      time.Duration
 		maxFlows                                    int
-		destroyPins                                 bool
+		destroyPins, dpConntrack                    bool
 	)
 	cmd := &cobra.Command{
 		Use:   "agent",
@@ -78,7 +78,7 @@ func init() {
 				Host: host, TunnelIP: ip, TunnelPort: tunnelPort, Store: st, Datapath: dp, KeepForwarding: dpName == "ebpf",
 				DatapathName: dpName, Logger: log, HostTTL: hostTTL, BridgeMappings: bm, StateDir: stateDir,
 				FlowState:     conntrack.Config{ConnIdle: int64(stateIdle), NATIdle: int64(stateIdle)},
-				ControlSocket: controlSocket,
+				ControlSocket: controlSocket, NoDatapathConntrack: !dpConntrack,
 			})
 			if err != nil {
 				return err
@@ -96,6 +96,7 @@ func init() {
 	f.StringVar(&bpfPinRoot, "bpf-pin-root", "/sys/fs/bpf/hivenet", "ebpf datapath: bpffs directory where maps and links are pinned (under <host>/) so forwarding survives agent restarts; under `ip netns exec` use a bpffs mounted outside /sys")
 	f.BoolVar(&destroyPins, "destroy-pins", false, "ebpf datapath: detach this host's programs, remove its pins under --bpf-pin-root and its VXLAN device, then exit (forwarding stops; for decommissioning)")
 	f.DurationVar(&hostTTL, "host-ttl", 5*time.Second, "lease TTL of the host registration, bindings and learned MACs")
+	f.BoolVar(&dpConntrack, "datapath-conntrack", true, "ebpf datapath: track connections in the datapath, so new connections through security groups cost no upcall once a flow for their kind exists; false keeps connection tracking in the agent (an upcall per connection on each host, as with userspace)")
 	f.IntVar(&maxFlows, "max-flows", 65536, "flow table capacity")
 	f.DurationVar(&flowIdle, "flow-idle-timeout", 30*time.Second, "idle time after which a flow is removed")
 	f.StringVar(&stateDir, "state-dir", "/var/lib/hivenet/agent", "directory keeping the agent's flow state (conntrack, NAT) across restarts; empty: not kept")

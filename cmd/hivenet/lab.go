@@ -23,6 +23,7 @@ type labFlags struct {
 	binary   string
 	gateways []string
 	physnet  string
+	agentArg []string
 	verbose  bool
 }
 
@@ -39,6 +40,7 @@ func (f *labFlags) addBuild(c *cobra.Command) {
 	c.Flags().StringVar(&f.binary, "binary", "", "hivenet binary to run the server and agents with (default: this one)")
 	c.Flags().StringSliceVar(&f.gateways, "gateways", nil, "hosts wired to the \"outside\" namespace (upstream router 203.0.113.1, internet 198.51.100.1); their agents run with --bridge-mappings PHYSNET:"+lab.UplinkIf)
 	c.Flags().StringVar(&f.physnet, "physnet", lab.DefaultPhysNet, "physical network name of the external network on the gateways")
+	c.Flags().StringArrayVar(&f.agentArg, "agent-arg", nil, "an extra argument for every agent (repeatable), e.g. --agent-arg=--datapath-conntrack=false")
 }
 
 func (f *labFlags) logger(level slog.Level) *slog.Logger {
@@ -50,7 +52,7 @@ func (f *labFlags) logger(level slog.Level) *slog.Logger {
 
 func (f *labFlags) config(level slog.Level) (lab.Config, error) {
 	cfg := lab.Config{Prefix: f.prefix, RunDir: f.runDir, Hosts: f.hosts, Datapath: f.datapath, Binary: f.binary, Logger: f.logger(level),
-		Gateways: f.gateways, PhysNet: f.physnet}
+		Gateways: f.gateways, PhysNet: f.physnet, AgentArgs: f.agentArg}
 	if f.underlay != "" {
 		p, err := netip.ParsePrefix(f.underlay)
 		if err != nil {

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"hivenet/internal/datapath"
+	"hivenet/internal/flowstate"
 	"hivenet/internal/flowstate/conntrack"
 	"hivenet/internal/simulation"
 	"hivenet/internal/store"
@@ -54,6 +55,11 @@ type Config struct {
 	KeepForwarding bool
 	// FlowState sizes the conntrack and NAT tables.
 	FlowState conntrack.Config
+	// NoDatapathConntrack keeps connection tracking in the agent even
+	// when the datapath tracks connections itself (datapath.ConnTracker):
+	// every new connection then costs an upcall on each of its two hosts,
+	// as with the userspace datapath. For comparisons and debugging.
+	NoDatapathConntrack bool
 	// InterfaceIndex looks up a local interface by name; nil means the
 	// kernel's (net.InterfaceByName). Tests substitute their own.
 	InterfaceIndex func(name string) (int, bool)
@@ -134,7 +140,12 @@ type Agent struct {
 
 	// fs holds conntrack and NAT state (shared with the simulation as its
 	// flowstate.View); snatq carries SNAT block requests to the loop.
-	fs    *conntrack.Tables
+	fs *conntrack.Tables
+	// view is what the simulation reads: fs, or fs and the datapath's
+	// connection tracker (ct, nil when the datapath does not track or
+	// NoDatapathConntrack).
+	view  flowstate.View
+	ct    datapath.ConnTracker
 	snatq chan snatRequest
 	// resyncing: host name → true while a resync answer goes to it.
 	resyncing sync.Map
@@ -194,6 +205,11 @@ func New(cfg Config) (*Agent, error) {
 		bound:   map[string]*binding{},
 		uplinks: map[string]*uplink{},
 		floods:  map[uint32]floodSet{},
+	}
+	a.view = fs
+	if ct, ok := cfg.Datapath.(datapath.ConnTracker); ok && !cfg.NoDatapathConntrack {
+		a.ct = ct
+		a.view = &dpConnView{Tables: fs, ct: ct}
 	}
 	a.snap.Store(topology.Empty())
 	a.ports.Store(&portIndex{byNo: map[datapath.PortNo]string{}, byID: map[string]datapath.PortNo{}})
@@ -439,6 +455,7 @@ func (a *Agent) reconcile(ctx context.Context) {
 		b := &binding{portID: p.ID, ifname: p.InterfaceName, ifindex: idx, no: no, tunnelKey: p.TunnelKey}
 		a.bound[p.ID] = b
 		a.dp.SetTunnelKey(p.TunnelKey, no)
+		a.setPortZone(snap, p, no)
 		a.publishBinding(ctx, b)
 		a.log.Info("port bound", "port", p.ID, "interface", p.InterfaceName, "dp_port", no)
 		changed = true
@@ -625,4 +642,41 @@ func ifIndex(name string) (int, bool) {
 		return 0, false
 	}
 	return ifi.Index, true
+}
+
+// setPortZone gives a bound port its conntrack zone (its bridge's flood
+// key) in a datapath that tracks connections: packets entering by it are
+// then looked up there, as the simulation expects (see simulation's
+// chain.go).
+func (a *Agent) setPortZone(snap *topology.Snapshot, p *topology.Port, no datapath.PortNo) {
+	ct, ok := a.dp.(datapath.ConnTracker)
+	if !ok {
+		return
+	}
+	var zone uint32 // 0: not tracked (NoDatapathConntrack), also after a restart with it
+	if b := snap.Bridge(p.BridgeID); b != nil && a.ct != nil {
+		zone = b.FloodKey
+	}
+	if err := ct.SetPortZone(no, zone); err != nil {
+		a.log.Warn("setting the conntrack zone failed", "port", p.ID, "err", err)
+	}
+}
+
+// dpConnView is the simulation's flow-state view when the datapath
+// tracks connections: a connection the agent's tables do not hold may be
+// one the datapath committed (an ICMP error about it reads it).
+type dpConnView struct {
+	*conntrack.Tables
+	ct datapath.ConnTracker
+}
+
+// ConnState implements flowstate.View.
+func (v *dpConnView) ConnState(k flowstate.Key) topology.CTState {
+	if st := v.Tables.ConnState(k); st != topology.CTNew {
+		return st
+	}
+	if st := v.ct.ConnState(k); st != 0 {
+		return topology.CTState(st) // packet.CT* are topology.CT*
+	}
+	return topology.CTNew
 }

@@ -37,13 +37,13 @@ func (a *Agent) handleUpcall(u *datapath.Upcall) {
 	snap := a.snap.Load()
 	pkt := simulation.Packet{Ingress: portID, Match: u.Match, Frame: u.Frame}
 	now := time.Now().UnixNano()
-	res := simulation.Simulate(snap, a.cfg.Host, pkt, a.fs, now)
+	res := simulation.Simulate(snap, a.cfg.Host, pkt, a.view, now)
 	if res.NeedSNATBlock.IsValid() {
 		if err := a.requestSNATBlock(a.ctx, res.NeedSNATBlock); err != nil {
 			a.stats.snatFailed.Add(1)
 			return
 		}
-		res = simulation.Simulate(snap, a.cfg.Host, pkt, a.fs, now)
+		res = simulation.Simulate(snap, a.cfg.Host, pkt, a.view, now)
 		if res.NeedSNATBlock.IsValid() {
 			a.stats.snatFailed.Add(1)
 			return
@@ -107,6 +107,15 @@ func (a *Agent) compile(snap *topology.Snapshot, idx *portIndex, res *simulation
 	if res.Verdict != simulation.Forward {
 		return as
 	}
+	// The commit reads the packet as it entered: before the rewrites.
+	commit := res.Commit != nil && a.ct != nil
+	if commit {
+		ct := flowtable.Action{Kind: flowtable.ActCTCommit, Key: res.Commit.ZoneIn}
+		if len(res.Outputs) == 1 && res.Outputs[0].Local {
+			ct.Port = res.Commit.ZoneOut
+		}
+		as.Append(ct)
+	}
 	rw := &res.Rewrite
 	if rw.EthSrc != nil {
 		as.Append(flowtable.Action{Kind: flowtable.ActSetEthSrc, MAC: *rw.EthSrc})
@@ -131,7 +140,11 @@ func (a *Agent) compile(snap *topology.Snapshot, idx *portIndex, res *simulation
 	}
 	rewrites := as.N
 	for _, o := range res.Outputs {
-		a.resolve(snap, idx, o.PortID, &as)
+		if a.resolve(snap, idx, o.PortID, &as) && commit {
+			if last := &as.A[as.N-1]; last.Kind == flowtable.ActTunnel {
+				last.Flags |= flowtable.FlagCommit
+			}
+		}
 	}
 	if res.Flood != nil {
 		as.Append(flowtable.Action{Kind: flowtable.ActFlood, Key: res.Flood.Key})

@@ -4,6 +4,7 @@ import (
 	"log/slog"
 	"maps"
 	"net/netip"
+	"slices"
 	"testing"
 	"time"
 
@@ -214,4 +215,66 @@ func TestResync(t *testing.T) {
 	if !maps.Equal(got, want) {
 		t.Errorf("requestResync sent %v, want a request from h1 to h2 and h3", got)
 	}
+}
+
+// TestCompileCommit: a Result asking the datapath to commit the
+// connection compiles to ActCTCommit (ingress zone; the egress zone too
+// when the egress port is local) before the rewrites, and a tunnel to a
+// remote egress port carries FlagCommit; without a tracking datapath (or
+// with NoDatapathConntrack) neither appears.
+func TestCompileCommit(t *testing.T) {
+	a, _, snap := stateAgent(t, "h1")
+	snap, _ = snap.Apply([]topology.Change{
+		{Kind: topology.KindPort, ID: "remote", Port: &topology.Port{ID: "remote", TunnelKey: 31}},
+		{Kind: topology.KindPortBinding, ID: "remote", Binding: &topology.PortBinding{PortID: "remote", Host: "h2"}},
+	})
+	idx := &portIndex{byNo: map[datapath.PortNo]string{3: "local"}, byID: map[string]datapath.PortNo{"local": 3}}
+	mac := topology.MAC{2, 0, 0, 0, 0, 1}
+	for _, tc := range []struct {
+		name    string
+		tracker bool
+		out     simulation.Output
+		want    []flowtable.Action
+	}{
+		{name: "remote egress", tracker: true, out: simulation.Output{PortID: "remote", Host: "h2"}, want: []flowtable.Action{
+			{Kind: flowtable.ActCTCommit, Key: 100},
+			{Kind: flowtable.ActSetEthDst, MAC: mac},
+			{Kind: flowtable.ActTunnel, Flags: flowtable.FlagCommit, Key: 31, Remote: [4]byte{10, 250, 0, 2}, RemotePort: 4789},
+		}},
+		{name: "local egress", tracker: true, out: simulation.Output{PortID: "local", Host: "h1", Local: true}, want: []flowtable.Action{
+			{Kind: flowtable.ActCTCommit, Key: 100, Port: 200},
+			{Kind: flowtable.ActSetEthDst, MAC: mac},
+			{Kind: flowtable.ActOutput, Port: 3},
+		}},
+		{name: "no tracker", out: simulation.Output{PortID: "remote", Host: "h2"}, want: []flowtable.Action{
+			{Kind: flowtable.ActSetEthDst, MAC: mac},
+			{Kind: flowtable.ActTunnel, Key: 31, Remote: [4]byte{10, 250, 0, 2}, RemotePort: 4789},
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			a.ct = nil
+			if tc.tracker {
+				a.ct = noConns{}
+			}
+			res := simulation.Result{Verdict: simulation.Forward, Outputs: []simulation.Output{tc.out},
+				Rewrite: simulation.Rewrite{EthDst: &mac}, Commit: &simulation.Commit{ZoneIn: 100, ZoneOut: 200}}
+			as := a.compile(snap, idx, &res)
+			if got := as.List(); !slices.Equal(got, tc.want) {
+				t.Errorf("actions\n  %s\nwant\n  %s", datapath.FormatActions(&as), formatList(tc.want))
+			}
+		})
+	}
+}
+
+type noConns struct{}
+
+func (noConns) SetPortZone(datapath.PortNo, uint32) error { return nil }
+func (noConns) ConnState(flowstate.Key) uint8             { return 0 }
+
+func formatList(l []flowtable.Action) string {
+	var as flowtable.Actions
+	for _, a := range l {
+		as.Append(a)
+	}
+	return datapath.FormatActions(&as)
 }

@@ -26,6 +26,24 @@ package simulation
 // cached either: a drop flow would outlive the connection that a later
 // packet (say, a reused source port's first reply) belongs to, and no tag
 // covers conntrack entries.
+//
+// Datapath connection tracking. When the datapath tracks connections
+// itself (datapath.ConnTracker: the packet's Match.CTState is set, in the
+// zone of its ingress port), a chain reads that state instead of the
+// agent's tables, and the flow matches CTState instead of the 5-tuple:
+// one flow then serves every new connection of its kind, and another
+// every established one, with no upcall per connection. Every chain on
+// the path reads the state of the ingress zone: the connection is the
+// same 5-tuple all along a path without NAT, and it is committed in the
+// zones of both ends together (Result.Commit: the ingress host commits it
+// in the ingress port's zone, the egress host, told by the tunnel's
+// commit bit, in the egress port's). So a reply entering at the egress
+// port finds it there. The state is stricter than the agent's per-zone
+// tables only for a packet whose connection the destination's chain had
+// dropped: it is new, not a reply. Paths that translate addresses, leave
+// by an uplink or flood keep their state in the agents' tables; they are
+// simulated again without the datapath's state (dpctQualifies). A drop
+// decided on the datapath's state is cached: the flow matches that state.
 
 import (
 	"hivenet/internal/flowstate"
@@ -112,7 +130,11 @@ func (s *sim) filter(p *topology.Port, id string, b *topology.Bridge) outcome {
 	switch act {
 	case topology.RuleAccept:
 		if s.ctRead && !s.ctErr && s.ctState == topology.CTNew {
-			s.addConn(s.ctKey)
+			if s.dpct {
+				s.dpctCommit = true
+			} else {
+				s.addConn(s.ctKey)
+			}
 			if s.trace {
 				s.step(s.chainDevice(c), "conntrack commit %s (zone %d)", keyString(s.ctKey), s.ctZone)
 			}
@@ -129,7 +151,7 @@ func (s *sim) filter(p *topology.Port, id string, b *topology.Bridge) outcome {
 		}
 		return s.drop(ReasonFilterReject)
 	}
-	if s.ctRead && s.ctState&topology.CTEstablished == 0 {
+	if s.ctRead && s.ctState&topology.CTEstablished == 0 && (!s.dpct || s.ctErr) {
 		s.noCache = true
 	}
 	if s.trace {
@@ -282,6 +304,11 @@ func (s *sim) conntrack() topology.CTState {
 		return s.ctState
 	}
 	s.ctRead = true
+	if s.dpct && s.cur.IPSrc == s.pkt.Match.IPSrc && s.cur.IPDst == s.pkt.Match.IPDst &&
+		s.cur.SrcPort == s.pkt.Match.SrcPort && s.cur.DstPort == s.pkt.Match.DstPort && s.cur.ICMPID == s.pkt.Match.ICMPID {
+		return s.datapathConntrack()
+	}
+	s.dpctFail = s.dpctFail || s.dpct
 	s.use(fiveTuple)
 	s.ctKey = flowstate.KeyOf(s.ctZone, &s.cur)
 	if s.isICMPError() && s.parseInner() {
@@ -298,6 +325,36 @@ func (s *sim) conntrack() topology.CTState {
 	s.ctState = s.st.ConnState(s.ctKey)
 	if s.trace {
 		s.step("conntrack", "%s zone %d: %s", keyString(s.ctKey), s.ctZone, ctString(s.ctState))
+	}
+	return s.ctState
+}
+
+// datapathConntrack is conntrack for a packet the datapath tracked, on a
+// path that has not translated it: the state is the packet's CTState (the
+// ingress zone's), and the flow matches it instead of the 5-tuple. An
+// ICMP error is RELATED when the datapath (through the flow-state view)
+// tracks the connection of its embedded header in the ingress zone; that
+// reads the payload, so it is not cached.
+func (s *sim) datapathConntrack() topology.CTState {
+	s.dpctUsed = true
+	s.ctKey = flowstate.KeyOf(s.zoneIn, &s.cur)
+	if s.isICMPError() && s.parseInner() {
+		s.use(fiveTuple)
+		s.noCache, s.ctErr = true, true
+		s.ctState = topology.CTNew
+		inner := flowstate.KeyOf(s.zoneIn, &s.inner)
+		if s.st.ConnState(inner) != topology.CTNew {
+			s.ctState = topology.CTEstablished | topology.CTReply
+		}
+		if s.trace {
+			s.step("conntrack", "icmp error about %s (datapath): %s", keyString(inner), ctString(s.ctState))
+		}
+		return s.ctState
+	}
+	s.use(packet.FCTState)
+	s.ctState = topology.CTState(s.pkt.Match.CTState)
+	if s.trace {
+		s.step("conntrack", "%s zone %d (datapath): %s", keyString(s.ctKey), s.zoneIn, ctString(s.ctState))
 	}
 	return s.ctState
 }

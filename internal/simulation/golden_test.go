@@ -249,6 +249,11 @@ func checkMaskSound(t *testing.T, w *world, name string, pkt Packet, r Result) {
 		add(func(c *packet.FlowMatch) { c.DstPort = p })
 	}
 	add(func(c *packet.FlowMatch) { c.IPFrag = packet.FragLater })
+	if orig.CTState != 0 { // a datapath that tracks gives every IP packet a state
+		for _, st := range []uint8{packet.CTNew, packet.CTEstablished, packet.CTEstablished | packet.CTReply} {
+			add(func(c *packet.FlowMatch) { c.CTState = st })
+		}
+	}
 	// Everything outside the mask at once.
 	add(func(c *packet.FlowMatch) {
 		rnd := packet.FlowMatch{EthSrc: macs[0], EthDst: [6]byte{0x01, 2, 3, 4, 5, 6}, EthType: packet.EthTypeARP, VLAN: 7,

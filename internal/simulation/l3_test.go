@@ -27,7 +27,8 @@ package simulation
 // For ICMP keys the ports are the echo identifier (SrcPort of a request).
 //
 // Packet fields: from=uplink:HOST/PHYSNET, ttl=N, id=N (echo identifier),
-// frag=later (a non-first fragment: no ports),
+// frag=later (a non-first fragment: no ports), ct=new|est|rpl (the state a
+// datapath that tracks connections found: Match.CTState; rpl is est|rpl),
 // icmp=TYPE/CODE, frame=ip (build the IPv4 frame), inner=PROTO:SRC:SPORT>DST:DPORT
 // (the header embedded in an ICMP error frame).
 
@@ -451,6 +452,9 @@ func (w *world) renderL3(b *strings.Builder, r *Result) {
 			fmt.Fprintf(b, "state: nat %s: %s => %s -> hosts %v\n", w.zoneName(st.NAT.Orig.Zone), keyString(st.NAT.Orig), keyString(st.NAT.Xlat), st.Hosts)
 		}
 	}
+	if c := r.Commit; c != nil {
+		fmt.Fprintf(b, "commit: %s -> %s\n", w.zoneName(c.ZoneIn), w.zoneName(c.ZoneOut))
+	}
 	for _, e := range r.LearnARP {
 		fmt.Fprintf(b, "learn-arp: bridge %s %s is-at %s\n", strings.TrimPrefix(e.BridgeID, "br-"), e.IP, e.MAC)
 	}
@@ -553,7 +557,9 @@ func (w *world) ipFrame(t testing.TB, desc string, m *packet.FlowMatch, inner st
 		t.Fatalf("packet %q: frame=ip builds icmp, tcp and udp", desc)
 	}
 	var pm packet.FlowMatch
-	if err := packet.Parse(f, m.InPort, &pm); err != nil || pm != *m {
+	err := packet.Parse(f, m.InPort, &pm)
+	pm.CTState = m.CTState // the datapath's, not the frame's
+	if err != nil || pm != *m {
 		t.Fatalf("packet %q: built frame parses to %+v (%v), want %+v", desc, pm, err, *m)
 	}
 	return f

@@ -120,6 +120,14 @@ type StateWrite struct {
 	Hosts []string
 }
 
+// Commit asks the datapath to record the packet's connection: in zone
+// ZoneIn (the ingress port's bridge) at this host, and in ZoneOut (the
+// egress port's bridge) at the egress port's host, locally or through the
+// tunnel's commit bit (flowtable.ActCTCommit, flowtable.FlagCommit).
+type Commit struct {
+	ZoneIn, ZoneOut uint32
+}
+
 // Step is one line of the trace: which device and stage, and what happened.
 type Step struct {
 	Device string // e.g. "port web-1", "bridge net-a"
@@ -155,6 +163,10 @@ type Result struct {
 	LearnARP []topology.ARPEntry
 	// State is connection-tracking and NAT state the packet created.
 	State []StateWrite
+	// Commit is set when the packet starts a connection that a datapath
+	// tracking connections itself must record (see Commit); State then
+	// holds no conntrack entry for it.
+	Commit *Commit
 	// NeedSNATBlock asks the caller for another SNAT port block for this
 	// address (all ports of the blocks held are in use); see step 0.
 	NeedSNATBlock netip.Addr

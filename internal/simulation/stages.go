@@ -155,7 +155,7 @@ func (s *sim) ingress() outcome {
 		}
 		return s.drop(ReasonTopologyIncomplete)
 	}
-	s.br = b
+	s.br, s.zoneIn = b, b.FloodKey
 	if !b.AdminUp {
 		if s.trace {
 			s.step(portDevice(p), "admin up, %s admin down", bridgeDevice(b))
@@ -519,6 +519,7 @@ func (s *sim) egressPort() outcome {
 		return s.emitTranslated(p.ID, h.Name)
 	}
 	s.blk.out[0] = Output{PortID: p.ID, Host: h.Name, Local: local, TunnelKey: p.TunnelKey}
+	s.zoneOut = s.br.FloodKey
 	s.r.Outputs = s.blk.out[:1]
 	s.r.Verdict = Forward
 	if !local && s.sblk != nil {

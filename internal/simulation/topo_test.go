@@ -388,6 +388,17 @@ func (w *world) packet(t testing.TB, desc string) Packet {
 			typ, code, _ := strings.Cut(v, "/")
 			m.SrcPort, m.DstPort = uint16(atoi(t, typ)), uint16(atoi(t, code))
 		}
+		switch kv["ct"] {
+		case "":
+		case "new":
+			m.CTState = packet.CTNew
+		case "est":
+			m.CTState = packet.CTEstablished
+		case "rpl":
+			m.CTState = packet.CTEstablished | packet.CTReply
+		default:
+			t.Fatalf("packet %q: ct=%s: want new, est or rpl", desc, kv["ct"])
+		}
 		if kv["frag"] == "later" {
 			m.IPFrag, m.SrcPort, m.DstPort, m.ICMPID = packet.FragLater, 0, 0, 0
 		}
@@ -542,7 +553,7 @@ func maskString(mk packet.FlowMatch) string {
 		{"in_port", u32(mk.InPort)}, {"eth_src", mk.EthSrc[:]}, {"eth_dst", mk.EthDst[:]}, {"eth_type", u16(mk.EthType)},
 		{"vlan", u16(mk.VLAN)}, {"ip_src", mk.IPSrc[:]}, {"ip_dst", mk.IPDst[:]}, {"ip_proto", []byte{mk.IPProto}},
 		{"ip_ttl", []byte{mk.IPTTL}}, {"ip_frag", []byte{mk.IPFrag}}, {"src_port", u16(mk.SrcPort)}, {"dst_port", u16(mk.DstPort)},
-		{"arp_sha", mk.ARPSha[:]}, {"icmp_id", u16(mk.ICMPID)},
+		{"arp_sha", mk.ARPSha[:]}, {"icmp_id", u16(mk.ICMPID)}, {"ct_state", []byte{mk.CTState}},
 	}
 	var out []string
 	for _, f := range fs {
