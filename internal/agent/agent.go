@@ -329,6 +329,7 @@ func (a *Agent) register(ctx context.Context) error {
 		TunnelIP:   a.cfg.TunnelIP,
 		TunnelPort: a.cfg.TunnelPort,
 		Datapath:   a.cfg.DatapathName,
+		Conntrack:  a.ct != nil,
 		Started:    time.Now().UTC().Format(time.RFC3339),
 	}
 	if sess := a.resume(ctx, h); sess != nil {

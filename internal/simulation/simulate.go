@@ -270,7 +270,8 @@ func simulate(snap *topology.Snapshot, local string, pkt Packet, st flowstate.Vi
 
 // dpctQualifies reports whether a simulation that read the datapath's
 // connection state may stand: no address or port was translated, and the
-// packet was dropped or leaves by exactly one VM port (whose host commits
+// packet was dropped or leaves by exactly one VM port, on this host or on
+// one whose datapath tracks connections too (Host.Conntrack: it commits
 // the connection on FlagCommit). Translated paths, uplinks and floods keep
 // their state in the agents' tables, which the datapath does not see.
 func (s *sim) dpctQualifies() bool {

@@ -520,6 +520,9 @@ func (s *sim) egressPort() outcome {
 	}
 	s.blk.out[0] = Output{PortID: p.ID, Host: h.Name, Local: local, TunnelKey: p.TunnelKey}
 	s.zoneOut = s.br.FloodKey
+	if !local && !h.Conntrack {
+		s.dpctFail = true // that host would not commit the connection
+	}
 	s.r.Outputs = s.blk.out[:1]
 	s.r.Verdict = Forward
 	if !local && s.sblk != nil {

@@ -100,7 +100,7 @@ func parseWorld(t testing.TB, text string) *world {
 		case "local":
 			w.local = f[1]
 		case "host":
-			h := &topology.Host{Name: f[1], TunnelPort: 4789, TunnelIP: mustAddr(t, kv["tunnel"])}
+			h := &topology.Host{Name: f[1], TunnelPort: 4789, TunnelIP: mustAddr(t, kv["tunnel"]), Conntrack: flags["conntrack"]}
 			changes = append(changes, topology.Change{Kind: topology.KindHost, ID: h.Name, Host: h})
 			w.names[topology.TagHost(h.Name)] = "host(" + h.Name + ")"
 		case "bridge":

@@ -167,6 +167,10 @@ type Host struct {
 	TunnelPort uint16 `json:"tunnel_port"`
 	// Datapath is "userspace" or "ebpf", for display.
 	Datapath string `json:"datapath,omitempty"`
+	// Conntrack says the host's datapath tracks connections itself and
+	// commits those that arrive with the tunnel's commit bit
+	// (datapath.ConnTracker): a flow that relies on it may tunnel there.
+	Conntrack bool `json:"conntrack,omitempty"`
 	// Started is the agent start time, RFC 3339, for display.
 	Started string `json:"started,omitempty"`
 }
