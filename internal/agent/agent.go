@@ -181,6 +181,7 @@ type floodSet struct {
 type counters struct {
 	upcalls, installed, emitted, learnDropped             atomic.Uint64
 	statePushed, statePushFailed, stateReceived, stateBad atomic.Uint64
+	stateMirrorFailed                                     atomic.Uint64
 	resyncAnswered, resyncSent                            atomic.Uint64
 	snatFailed                                            atomic.Uint64
 }

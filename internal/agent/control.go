@@ -199,7 +199,8 @@ func (c *controlServer) stats(w http.ResponseWriter, r *http.Request) {
 		FramesEmitted: a.stats.emitted.Load(), LearnDropped: a.stats.learnDropped.Load(),
 		StatePushed: a.stats.statePushed.Load(), StatePushFailed: a.stats.statePushFailed.Load(),
 		StateReceived: a.stats.stateReceived.Load(), StateBad: a.stats.stateBad.Load(),
-		ResyncAnswered: a.stats.resyncAnswered.Load(), ResyncSent: a.stats.resyncSent.Load(),
+		StateMirrorFailed: a.stats.stateMirrorFailed.Load(),
+		ResyncAnswered:    a.stats.resyncAnswered.Load(), ResyncSent: a.stats.resyncSent.Load(),
 		SNATFailed: a.stats.snatFailed.Load(), Conns: conns, NATs: nats,
 		DP: client.DatapathStats(ds),
 	}

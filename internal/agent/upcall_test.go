@@ -270,6 +270,7 @@ type noConns struct{}
 
 func (noConns) SetPortZone(datapath.PortNo, uint32) error { return nil }
 func (noConns) ConnState(flowstate.Key) uint8             { return 0 }
+func (noConns) CommitConn(flowstate.Key) error            { return nil }
 
 func formatList(l []flowtable.Action) string {
 	var as flowtable.Actions

@@ -103,6 +103,9 @@ type AgentStats struct {
 	StatePushFailed uint64 `json:"state_push_failed"`
 	StateReceived   uint64 `json:"state_received"`
 	StateBad        uint64 `json:"state_bad"`
+	// StateMirrorFailed counts conntrack entries received in messages
+	// that could not be copied into a tracking datapath's table.
+	StateMirrorFailed uint64 `json:"state_mirror_failed,omitempty"`
 	// ResyncAnswered counts the other hosts' resync requests answered
 	// (after their agent started), ResyncSent the messages sent for them.
 	ResyncAnswered uint64 `json:"resync_answered"`
