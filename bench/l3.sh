@@ -15,6 +15,9 @@
 #   hivenet `hivenet lab up --hosts 2` (prefix hbl3-): networks, a router
 #           and ports through the API; both VMs in the project's default
 #           security group (stateful, ingress only from members).
+#   agentct the same hivenet lab with --datapath-conntrack=false: connection
+#           tracking in the agents, an upcall per connection on each host
+#           (as with the userspace datapath); only the connection rates.
 #
 # Metrics (medians over RUNS):
 #   ping_rtt_us        steady ping RTT vm1 -> vm3
@@ -23,7 +26,8 @@
 #                      connect, 1 byte each way, client closes; CONC in flight,
 #                      DUR seconds), every connection a new flow (tcp_tw_reuse=0);
 #                      conn_fails counts failures; conn_new_flows is the flows
-#                      hivenet's agents installed per connection (2: one per host)
+#                      hivenet's agents installed per connection (0: connections
+#                      reach no agent; 2: one upcall and flow per host each)
 #   conn_per_s_reuse   the same with tcp_tw_reuse=1: source ports come back a
 #                      second after their connection closed (conn_fails_reuse,
 #                      conn_new_flows_reuse); see conn_rate below
@@ -33,7 +37,7 @@
 # with ratios is printed at the end.
 #
 # Usage: sudo bench/l3.sh   (env: RUNS=3 DUR=5 CONC=8 PING_COUNT=20,
-#        ONLY="kernel ovn hivenet go" to run some, HIVENET_BIN=prebuilt binary,
+#        ONLY="kernel ovn hivenet agentct go" to run some, HIVENET_BIN=prebuilt binary,
 #        DATAPATH=userspace for the agents' other datapath (default: theirs, ebpf))
 # Needs: root, iproute2, iperf3, jq, curl, dhclient, go; for OVN the Debian
 # packages openvswitch-switch ovn-central ovn-host (only this script uses them).
@@ -42,7 +46,7 @@ set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 REPO=$(cd "$HERE/.." && pwd)
 : "${RUNS:=3}" "${DUR:=5}" "${CONC:=8}" "${PING_COUNT:=20}" "${PING_INTERVAL:=0.2}"
-: "${ONLY:=kernel ovn hivenet go}"
+: "${ONLY:=kernel ovn hivenet agentct go}"
 export RUNS DUR PING_COUNT PING_INTERVAL
 SKIP_UDP=1 SKIP_P4=1 CPU_SAMPLE=0
 # shellcheck source=lib-bench.sh
@@ -98,12 +102,12 @@ conn_rate() {
         else sfx=_reuse; nsx "$src" sysctl -qw net.ipv4.tcp_tw_reuse=1; fi
         for i in $(seq 1 "$RUNS"); do
             port=$CONN_PORT; port=$((port + i)); [ $mode = reuse ] && port=$((port + RUNS))
-            [ "$lab" = hivenet ] && f0=$(hivenet_flows_installed)
+            [[ $lab = hivenet* ]] && f0=$(hivenet_flows_installed)
             out=$(nsx "$src" "$CONNRATE" -connect "$DST_IP:$port" -duration "${DUR}s" -concurrency "$CONC" 2>&1 || true)
             echo "$mode: $out" >> "$OUT/connrate-$lab.txt"
             lb_record "$lab" l3-cross "conn_per_s$sfx" "$i" "$(sed -n 's/.*rate=\([0-9.]*\)\/s.*/\1/p' <<<"$out")"
             lb_record "$lab" l3-cross "conn_fails$sfx" "$i" "$(sed -n 's/.*fails=\([0-9]*\).*/\1/p' <<<"$out")"
-            if [ "$lab" = hivenet ]; then
+            if [[ $lab = hivenet* ]]; then
                 f1=$(hivenet_flows_installed); n=$(sed -n 's/.*conns=\([0-9]*\).*/\1/p' <<<"$out")
                 lb_record "$lab" l3-cross "conn_new_flows$sfx" "$i" "$(awk -v a="$f0" -v b="$f1" -v n="$n" 'BEGIN{ if (n > 0) printf "%.2f", (b-a)/n; else print "NA" }')"
             fi
@@ -132,10 +136,10 @@ hivenet_flows_installed() {
 }
 hivenet_down() { [ -x "$BIN" ] && "$BIN" lab down --prefix $HP >/dev/null 2>&1 || true; }
 
-hivenet_up() {
+hivenet_up() { # hivenet_up [LAB UP ARGS...]
     hivenet_down
-    lb_log "hivenet: lab up (2 hosts), networks a and b, router, vm1@host1, vm3@host2 (default security group)"
-    "$BIN" lab up --prefix $HP --hosts 2 ${DATAPATH:+--datapath "$DATAPATH"} > "$OUT/hivenet-lab-up.txt"
+    lb_log "hivenet: lab up (2 hosts) $*, networks a and b, router, vm1@host1, vm3@host2 (default security group)"
+    "$BIN" lab up --prefix $HP --hosts 2 ${DATAPATH:+--datapath "$DATAPATH"} "$@" > "$OUT/hivenet-lab-up.txt"
     local na nb sa sb r n
     na=$(api POST /v2.0/networks '{"network":{"name":"a"}}' | jq -r .network.id)
     nb=$(api POST /v2.0/networks '{"network":{"name":"b"}}' | jq -r .network.id)
@@ -193,6 +197,11 @@ if has hivenet; then
     [ -d "$HRUN/logs" ] && cp -r "$HRUN/logs" "$OUT/hivenet-logs"
     hivenet_down
 fi
+if has agentct; then
+    hivenet_up --agent-arg=--datapath-conntrack=false
+    conn_rate hivenet-agentct ${HP}vm1 ${HP}vm3
+    hivenet_down
+fi
 if has go; then
     lb_log "go test -bench SimulateRouterSG ./internal/simulation (-count $RUNS)"
     (cd "$REPO" && go test -run '^$' -bench 'SimulateRouterSG' -benchmem -count "$RUNS" ./internal/simulation) > "$OUT/go-bench.txt" 2>&1 || true
@@ -214,29 +223,29 @@ ratio() { awk -v a="$1" -v b="$2" 'BEGIN{ if (a=="NA"||b=="NA"||b==0) print "NA"
     echo "hivenet vs kernel vs OVN, routed VM<->VM across hosts ($(date -Is), RUNS=$RUNS DUR=${DUR}s CONC=$CONC)"
     echo "2 vCPUs shared by everything: compare ratios, not absolute figures."
     echo
-    printf '%-22s %10s %10s %10s %14s %12s   %s\n' metric kernel ovn hivenet hivenet/kernel hivenet/ovn target
+    printf '%-22s %10s %10s %10s %14s %12s %10s   %s\n' metric kernel ovn hivenet hivenet/kernel hivenet/ovn agent-ct target
     for m in tcp_p1_gbps tcp_p1_retrans ping_rtt_us conn_per_s conn_fails conn_new_flows conn_per_s_reuse conn_fails_reuse conn_new_flows_reuse; do
         if [ "$m" = conn_fails ] || [ "$m" = conn_fails_reuse ] || [ "$m" = tcp_p1_retrans ]; then
-            k=$(sum kernel $m); o=$(sum ovn $m); h=$(sum hivenet $m)
+            k=$(sum kernel $m); o=$(sum ovn $m); h=$(sum hivenet $m); a=$(sum hivenet-agentct $m)
         else
-            k=$(med kernel $m); o=$(med ovn $m); h=$(med hivenet $m)
+            k=$(med kernel $m); o=$(med ovn $m); h=$(med hivenet $m); a=$(med hivenet-agentct $m)
         fi
         case $m in
             tcp_p1_gbps) tgt=">= 0.5x kernel, > ovn" ;;
             ping_rtt_us) tgt="" ;;
             conn_per_s) tgt=">= 0.8x kernel, > ovn" ;;
             conn_fails|conn_fails_reuse) tgt="0 (sum over runs)" ;;
-            conn_new_flows) tgt="2 = every connection a new flow on both hosts" ;;
+            conn_new_flows) tgt="0: no upcall per connection; 2: one per host" ;;
             conn_per_s_reuse) tgt="(tcp_tw_reuse=1)" ;;
             conn_new_flows_reuse) tgt="(< 2: reused source ports meet cached flows)" ;;
             tcp_p1_retrans) tgt="(sum over runs)" ;;
         esac
         rk=$(ratio "$h" "$k"); ro=$(ratio "$h" "$o")
         case $m in conn_fails*|tcp_p1_retrans|conn_new_flows*) rk=""; ro="" ;; esac
-        printf '%-22s %10s %10s %10s %14s %12s   %s\n' "$m" "$k" "$o" "$h" "$rk" "$ro" "$tgt"
+        printf '%-22s %10s %10s %10s %14s %12s %10s   %s\n' "$m" "$k" "$o" "$h" "$rk" "$ro" "$a" "$tgt"
     done
-    printf '%-22s %10s %10s %10s %14s %12s   %s\n' sim_ns_op - - "$(med go sim_ns_op)" "" "" "< 3000 (router + SG)"
-    printf '%-22s %10s %10s %10s %14s %12s   %s\n' sim_allocs_op - - "$(med go sim_allocs_op)" "" "" ""
+    printf '%-22s %10s %10s %10s %14s %12s %10s   %s\n' sim_ns_op - - "$(med go sim_ns_op)" "" "" - "< 3000 (router + SG)"
+    printf '%-22s %10s %10s %10s %14s %12s %10s   %s\n' sim_allocs_op - - "$(med go sim_allocs_op)" "" "" - ""
     echo
     echo "all runs:"
     lb_summary "$RESULTS_TSV"
