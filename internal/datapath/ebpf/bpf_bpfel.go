@@ -17,6 +17,8 @@ import (
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
 	bpfMapHnConfig    = "hn_config"
+	bpfMapHnCt        = "hn_ct"
+	bpfMapHnCtScratch = "hn_ct_scratch"
 	bpfMapHnExec      = "hn_exec"
 	bpfMapHnFloods    = "hn_floods"
 	bpfMapHnFlows     = "hn_flows"
@@ -81,15 +83,17 @@ type bpfProgramSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type bpfMapSpecs struct {
-	HnConfig  *ebpf.MapSpec `ebpf:"hn_config"`
-	HnExec    *ebpf.MapSpec `ebpf:"hn_exec"`
-	HnFloods  *ebpf.MapSpec `ebpf:"hn_floods"`
-	HnFlows   *ebpf.MapSpec `ebpf:"hn_flows"`
-	HnIfports *ebpf.MapSpec `ebpf:"hn_ifports"`
-	HnMasks   *ebpf.MapSpec `ebpf:"hn_masks"`
-	HnPorts   *ebpf.MapSpec `ebpf:"hn_ports"`
-	HnStats   *ebpf.MapSpec `ebpf:"hn_stats"`
-	HnTunkeys *ebpf.MapSpec `ebpf:"hn_tunkeys"`
+	HnConfig    *ebpf.MapSpec `ebpf:"hn_config"`
+	HnCt        *ebpf.MapSpec `ebpf:"hn_ct"`
+	HnCtScratch *ebpf.MapSpec `ebpf:"hn_ct_scratch"`
+	HnExec      *ebpf.MapSpec `ebpf:"hn_exec"`
+	HnFloods    *ebpf.MapSpec `ebpf:"hn_floods"`
+	HnFlows     *ebpf.MapSpec `ebpf:"hn_flows"`
+	HnIfports   *ebpf.MapSpec `ebpf:"hn_ifports"`
+	HnMasks     *ebpf.MapSpec `ebpf:"hn_masks"`
+	HnPorts     *ebpf.MapSpec `ebpf:"hn_ports"`
+	HnStats     *ebpf.MapSpec `ebpf:"hn_stats"`
+	HnTunkeys   *ebpf.MapSpec `ebpf:"hn_tunkeys"`
 }
 
 // bpfVariableSpecs contains global variables before they are loaded into the kernel.
@@ -118,20 +122,24 @@ func (o *bpfObjects) Close() error {
 //
 // It can be passed to loadBpfObjects or ebpf.CollectionSpec.LoadAndAssign.
 type bpfMaps struct {
-	HnConfig  *ebpf.Map `ebpf:"hn_config"`
-	HnExec    *ebpf.Map `ebpf:"hn_exec"`
-	HnFloods  *ebpf.Map `ebpf:"hn_floods"`
-	HnFlows   *ebpf.Map `ebpf:"hn_flows"`
-	HnIfports *ebpf.Map `ebpf:"hn_ifports"`
-	HnMasks   *ebpf.Map `ebpf:"hn_masks"`
-	HnPorts   *ebpf.Map `ebpf:"hn_ports"`
-	HnStats   *ebpf.Map `ebpf:"hn_stats"`
-	HnTunkeys *ebpf.Map `ebpf:"hn_tunkeys"`
+	HnConfig    *ebpf.Map `ebpf:"hn_config"`
+	HnCt        *ebpf.Map `ebpf:"hn_ct"`
+	HnCtScratch *ebpf.Map `ebpf:"hn_ct_scratch"`
+	HnExec      *ebpf.Map `ebpf:"hn_exec"`
+	HnFloods    *ebpf.Map `ebpf:"hn_floods"`
+	HnFlows     *ebpf.Map `ebpf:"hn_flows"`
+	HnIfports   *ebpf.Map `ebpf:"hn_ifports"`
+	HnMasks     *ebpf.Map `ebpf:"hn_masks"`
+	HnPorts     *ebpf.Map `ebpf:"hn_ports"`
+	HnStats     *ebpf.Map `ebpf:"hn_stats"`
+	HnTunkeys   *ebpf.Map `ebpf:"hn_tunkeys"`
 }
 
 func (m *bpfMaps) Close() error {
 	return _BpfClose(
 		m.HnConfig,
+		m.HnCt,
+		m.HnCtScratch,
 		m.HnExec,
 		m.HnFloods,
 		m.HnFlows,

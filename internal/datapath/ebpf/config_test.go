@@ -19,7 +19,8 @@ func TestConfigValidate(t *testing.T) {
 	}{
 		{name: "defaults", cfg: Config{TunnelIP: ip}, check: func(t *testing.T, c Config) {
 			if c.TunnelPort != 4789 || c.VXLANDevice != "hnvx0" || c.UpcallDevice != "hnup0" || c.PinRoot != "/sys/fs/bpf/hivenet" ||
-				c.MaxFlows != 65536 || c.IdleTimeout != 10*time.Second || c.RestartGrace != 5*time.Second || c.Logger == nil {
+				c.MaxFlows != 65536 || c.IdleTimeout != 10*time.Second || c.RestartGrace != 5*time.Second || c.Logger == nil ||
+				c.ConnIdle != 5*time.Minute {
 				t.Errorf("defaults not filled: %+v", c)
 			}
 		}},
@@ -36,6 +37,12 @@ func TestConfigValidate(t *testing.T) {
 		{name: "device name too long", cfg: Config{TunnelIP: ip, VXLANDevice: "a-very-long-device-name"}, wantErr: "at most 15 characters"},
 		{name: "negative idle", cfg: Config{TunnelIP: ip, IdleTimeout: -1}, wantErr: "must not be negative"},
 		{name: "negative flows", cfg: Config{TunnelIP: ip, MaxFlows: -1}, wantErr: "must not be negative"},
+		{name: "negative conntrack idle", cfg: Config{TunnelIP: ip, ConnIdle: -time.Second}, wantErr: "must not be negative"},
+		{name: "conntrack idle kept", cfg: Config{TunnelIP: ip, ConnIdle: 3 * time.Second}, check: func(t *testing.T, c Config) {
+			if c.ConnIdle != 3*time.Second {
+				t.Errorf("ConnIdle %v, want 3s", c.ConnIdle)
+			}
+		}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -51,6 +58,26 @@ func TestConfigValidate(t *testing.T) {
 				t.Fatalf("Validate: %v", err)
 			}
 			tc.check(t, c)
+		})
+	}
+}
+
+func TestCTSweepEvery(t *testing.T) {
+	tests := []struct {
+		name string
+		idle time.Duration
+		want time.Duration
+	}{
+		{name: "default: every 10 s", idle: 5 * time.Minute, want: 10 * time.Second},
+		{name: "a fifth of the idle time", idle: 20 * time.Second, want: 4 * time.Second},
+		{name: "at least the expiry tick", idle: 200 * time.Millisecond, want: time.Second},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			d := &Datapath{cfg: Config{ConnIdle: tt.idle}}
+			if got := d.ctSweepEvery(); got != tt.want {
+				t.Errorf("ctSweepEvery() = %v, want %v", got, tt.want)
+			}
 		})
 	}
 }

@@ -27,6 +27,51 @@
 //     itself (Execute) carry an skb mark naming an "exec slot" (hn_exec:
 //     VNI and remote); the program sets the tunnel key from it.
 //
+// # Connection tracking (datapath.ConnTracker)
+//
+// As Open vSwitch's ct(), so that a new connection through security
+// groups costs no upcall once a flow for its kind (its ct_state and
+// addresses) exists:
+//
+//   - SetPortZone gives a bound port a conntrack zone (hn_ifports; kept
+//     across a Persist restart). For every IPv4/IPv6 frame entering a
+//     port with a zone, hn_port builds the conntrack key (struct ct_key,
+//     byte-identical to flowstate.Key and computed as flowstate.KeyOf)
+//     and looks it up in hn_ct (an LRU hash of 262144 entries) before
+//     the flow lookup: FlowMatch.CTState is packet.CTNew when absent,
+//     else the entry's state (CTEstablished forward,
+//     CTEstablished|CTReply reply), and the entry's last_seen is
+//     refreshed. Misses carry that state to the agent
+//     (Upcall.Match.CTState), so it is exactly what an installed flow
+//     is matched against. Frames other than IP ones, frames the program
+//     does not parse itself (they always go up) and ports in zone 0 have
+//     CTState 0.
+//   - flowtable.ActCTCommit records the connection (the tuple as the
+//     packet entered, before rewrites): key → established, reverse →
+//     established|reply, in zone Key and, if Port is not 0, zone Port.
+//     The programs do it for flows; Execute does it in Go.
+//   - A tunnel action with flowtable.FlagCommit marks the packet with
+//     the commit bit. On the wire it is VXLAN Group Based Policy
+//     (draft-smith-vxlan-group-policy; the collect_md device is created
+//     with GBP, and one found without it is recreated): the G flag and
+//     bit 0 of the 16-bit Group Policy ID, set through
+//     bpf_skb_set_tunnel_opt (struct vxlan_metadata). hn_tunnel, finding
+//     it on a packet for a local port, commits the inner frame's
+//     connection in that port's zone before delivering it, so the reply
+//     host needs neither a message nor an upcall (CTStats.CommitsRx).
+//     Execute's exec slots carry the flag (execKey includes it). A
+//     receiver without GBP drops such packets (the kernel's VXLAN
+//     refuses unknown flags); the userspace datapath ignores the G flag
+//     and the policy field, so a mixed deployment keeps forwarding but
+//     only ebpf hosts commit.
+//   - Idle expiry: every ConnIdle/5 (1 to 10 s) the expiry goroutine
+//     reads hn_ct in batches and removes the connections idle for longer
+//     than Config.ConnIdle (default 5 min) in both directions (a
+//     direction is refreshed only where its packets enter a tracked
+//     port, so one side of a live connection looks idle on each host);
+//     the LRU makes room when the table is full. ConnState reads one
+//     entry (ICMP errors need it).
+//
 // # Slow path
 //
 // Upcall: the program pops an offloaded VLAN tag, prepends a 12-byte
@@ -132,6 +177,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"hivenet/internal/datapath"
+	"hivenet/internal/flowstate/conntrack"
 	"hivenet/internal/flowtable"
 	"hivenet/internal/packet"
 	"hivenet/internal/topology"
@@ -140,6 +186,7 @@ import (
 var (
 	_ datapath.Datapath      = (*Datapath)(nil)
 	_ datapath.StateExecuter = (*Datapath)(nil)
+	_ datapath.ConnTracker   = (*Datapath)(nil)
 )
 
 // Sentinel errors.
@@ -189,6 +236,10 @@ type Config struct {
 	// UpcallRate (per port, per second; default 10000) and UpcallBurst
 	// (default 1000) limit the misses handed to the Handler.
 	UpcallRate, UpcallBurst int
+	// ConnIdle is how long a connection of the tracker (hn_ct) lives
+	// without a packet in either direction (default
+	// conntrack.DefaultConnIdle, 5 min).
+	ConnIdle time.Duration
 	// Logger receives state changes, never per-packet events.
 	Logger *slog.Logger
 }
@@ -235,8 +286,11 @@ func (c *Config) Validate() error {
 	if c.UpcallBurst == 0 {
 		c.UpcallBurst = 1000
 	}
-	if c.MaxFlows < 0 || c.IdleTimeout < 0 || c.RestartGrace < 0 || c.UpcallRate < 0 || c.UpcallBurst < 0 {
-		return errors.New("ebpf: MaxFlows, IdleTimeout, RestartGrace, UpcallRate and UpcallBurst must not be negative")
+	if c.ConnIdle == 0 {
+		c.ConnIdle = time.Duration(conntrack.DefaultConnIdle)
+	}
+	if c.MaxFlows < 0 || c.IdleTimeout < 0 || c.RestartGrace < 0 || c.UpcallRate < 0 || c.UpcallBurst < 0 || c.ConnIdle < 0 {
+		return errors.New("ebpf: MaxFlows, IdleTimeout, RestartGrace, UpcallRate, UpcallBurst and ConnIdle must not be negative")
 	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()
@@ -283,18 +337,23 @@ type Datapath struct {
 
 	closed   atomic.Bool
 	done     chan struct{}
-	pressure chan struct{} // Install: the table is nearly full, expire now
-	wg       sync.WaitGroup
+	pressure chan struct{}  // Install: the table is nearly full, expire now
+	wg       sync.WaitGroup // the upcall reader
+	expWG    sync.WaitGroup // expireLoop, waited for before the maps close
 
 	st struct {
 		malformed, limited, stateTx, stateUnhandled, upcallErr atomic.Uint64
 	}
+	ctSwept   time.Time    // last conntrack sweep (expireLoop only)
+	ctEntries atomic.Int64 // hn_ct entries counted by the last sweep
 }
 
 type port struct {
 	no      datapath.PortNo
 	name    string
 	ifindex int
+	mac     [6]byte
+	zone    uint32 // conntrack zone (SetPortZone)
 	lnk     link.Link
 }
 
@@ -318,6 +377,7 @@ type maskSlot struct {
 type execKey struct {
 	vni    uint32
 	remote uint32
+	flags  uint8 // flowtable.FlagCommit or 0
 }
 
 // monoNow is CLOCK_MONOTONIC in nanoseconds, the clock of bpf_ktime_get_ns.
@@ -435,7 +495,7 @@ func (d *Datapath) setup() error {
 		}
 	} else {
 		// Fresh maps (or maps not to reuse): no stale entries.
-		for _, m := range []*ebpf.Map{d.objs.HnFlows, d.objs.HnIfports, d.objs.HnPorts, d.objs.HnTunkeys, d.objs.HnFloods, d.objs.HnExec} {
+		for _, m := range []*ebpf.Map{d.objs.HnFlows, d.objs.HnIfports, d.objs.HnPorts, d.objs.HnTunkeys, d.objs.HnFloods, d.objs.HnExec, d.objs.HnCt} {
 			clearMap(m)
 		}
 		for i := range maxMasks {
@@ -601,7 +661,7 @@ func (d *Datapath) openVXLAN() error {
 	name := d.cfg.VXLANDevice
 	if l, err := netlink.LinkByName(name); err == nil {
 		vx, ok := l.(*netlink.Vxlan)
-		if ok && vx.FlowBased && vx.Port == int(d.cfg.TunnelPort) && vx.SrcAddr.Equal(d.cfg.TunnelIP.AsSlice()) {
+		if ok && vx.FlowBased && vx.GBP && vx.Port == int(d.cfg.TunnelPort) && vx.SrcAddr.Equal(d.cfg.TunnelIP.AsSlice()) {
 			d.vxIndex = l.Attrs().Index
 			return netlink.LinkSetUp(l)
 		}
@@ -609,7 +669,9 @@ func (d *Datapath) openVXLAN() error {
 			return fmt.Errorf("ebpf: replacing device %s: %w", name, err)
 		}
 	}
-	vx := &netlink.Vxlan{LinkAttrs: netlink.LinkAttrs{Name: name}, FlowBased: true,
+	// GBP: the commit bit travels in the Group Policy ID (see the
+	// package doc, "Connection tracking").
+	vx := &netlink.Vxlan{LinkAttrs: netlink.LinkAttrs{Name: name}, FlowBased: true, GBP: true,
 		Port: int(d.cfg.TunnelPort), SrcAddr: d.cfg.TunnelIP.AsSlice()}
 	if err := netlink.LinkAdd(vx); err != nil {
 		return unsupported("creating the collect_md VXLAN device "+name, err)
@@ -702,7 +764,7 @@ func (d *Datapath) Start(h datapath.Handler) error {
 	d.handler.Store(&h)
 	if !d.started {
 		d.started = true
-		d.wg.Add(1)
+		d.expWG.Add(1)
 		go d.expireLoop()
 	}
 	return nil
@@ -741,8 +803,14 @@ func (d *Datapath) AddPort(ifname string) (datapath.PortNo, error) {
 		return 0, err
 	}
 	no, ok := d.pinned[uint32(ifindex)]
+	var zone uint32
 	if ok {
 		delete(d.pinned, uint32(ifindex))
+		// Keep the zone the previous run gave the port.
+		var b []byte
+		if d.objs.HnIfports.Lookup(uint32(ifindex), &b) == nil && len(b) == portInfoSize {
+			_, _, zone = decodePortInfo(b)
+		}
 	} else {
 		d.nextPort++ // never reused, so a stale flow cannot reach a new port
 		no = d.nextPort
@@ -751,15 +819,40 @@ func (d *Datapath) AddPort(ifname string) (datapath.PortNo, error) {
 		lnks[0].Close()
 		return 0, fmt.Errorf("ebpf: port map: %w", err)
 	}
-	if err := d.objs.HnIfports.Put(uint32(ifindex), encodePortInfo(uint32(no), mac)); err != nil {
+	if err := d.objs.HnIfports.Put(uint32(ifindex), encodePortInfo(uint32(no), mac, zone)); err != nil {
 		_ = d.objs.HnPorts.Delete(uint32(no))
 		lnks[0].Close()
 		return 0, fmt.Errorf("ebpf: port map: %w", err)
 	}
-	d.ports[no] = &port{no: no, name: ifname, ifindex: ifindex, lnk: lnks[0]}
+	d.ports[no] = &port{no: no, name: ifname, ifindex: ifindex, mac: mac, zone: zone, lnk: lnks[0]}
 	d.byName[ifname] = no
-	d.log.Info("port bound", "port", no, "interface", ifname, "ifindex", ifindex, "kept_number", ok)
+	d.log.Info("port bound", "port", no, "interface", ifname, "ifindex", ifindex, "kept_number", ok, "zone", zone)
 	return no, nil
+}
+
+// SetPortZone implements datapath.ConnTracker: packets entering by p
+// are looked up in conntrack zone zone (0: not tracked, CTState 0), and
+// tunnelled packets with the commit bit delivered to p are committed in
+// it. The zone is kept in hn_ifports, so a restart (Persist) that binds
+// the interface again keeps it.
+func (d *Datapath) SetPortZone(p datapath.PortNo, zone uint32) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.closed.Load() {
+		return ErrClosed
+	}
+	pt, ok := d.ports[p]
+	if !ok {
+		return fmt.Errorf("%w: %d", ErrNoPort, p)
+	}
+	if err := d.objs.HnIfports.Put(uint32(pt.ifindex), encodePortInfo(uint32(p), pt.mac, zone)); err != nil {
+		return fmt.Errorf("ebpf: port map: %w", err)
+	}
+	if pt.zone != zone {
+		d.log.Info("port zone set", "port", p, "zone", zone)
+	}
+	pt.zone = zone
+	return nil
 }
 
 // RemovePort unbinds p: its program is detached and every flow that
@@ -897,7 +990,7 @@ func (d *Datapath) Install(match, mask packet.FlowMatch, actions flowtable.Actio
 		return fmt.Errorf("ebpf: %d actions, at most %d", actions.N, flowtable.MaxActions)
 	}
 	for _, a := range actions.List() {
-		if a.Kind < flowtable.ActOutput || a.Kind > flowtable.ActSetL4Dst {
+		if a.Kind < flowtable.ActOutput || a.Kind > flowtable.ActCTCommit {
 			return fmt.Errorf("ebpf: unknown action kind %d", a.Kind)
 		}
 	}
@@ -991,7 +1084,7 @@ func (d *Datapath) Invalidate(tags []topology.Tag) {
 }
 
 func (d *Datapath) expireLoop() {
-	defer d.wg.Done()
+	defer d.expWG.Done()
 	t := time.NewTicker(time.Second)
 	defer t.Stop()
 	for {
@@ -1003,6 +1096,14 @@ func (d *Datapath) expireLoop() {
 		}
 		if n := d.expire(); n > 0 {
 			d.log.Debug("flows expired", "count", n)
+		}
+		if time.Since(d.ctSwept) >= d.ctSweepEvery() {
+			d.ctSwept = time.Now()
+			if n, err := d.sweepConns(); err != nil {
+				d.log.Error("conntrack sweep failed", "err", err)
+			} else if n > 0 {
+				d.log.Debug("connections expired", "count", n)
+			}
 		}
 	}
 }
@@ -1169,6 +1270,7 @@ func (d *Datapath) close(destroy bool) error {
 	}
 	close(d.done)
 	d.mu.Unlock()
+	d.expWG.Wait() // it reads the maps teardown closes
 	d.teardown(destroy)
 	d.wg.Wait()
 	if d.nl != nil {

@@ -188,6 +188,7 @@ func (d *Datapath) readUpcalls() {
 			d.st.malformed.Add(1)
 			continue
 		}
+		u.Match.CTState = m.ctState // what the flow will be matched against
 		(*h)(&u)
 	}
 }
@@ -223,7 +224,8 @@ func (d *Datapath) allowUpcall(p datapath.PortNo) bool {
 // actions: rewrites are applied to a copy in Go, outputs are sent by the
 // kernel (AF_PACKET with the virtio_net_hdr, all outputs in one
 // sendmmsg; tunnel outputs through the VXLAN device with an exec-slot
-// mark).
+// mark, whose slot carries the commit bit of FlagCommit). ct(commit)
+// records the frame's connection, as it entered, in hn_ct.
 func (d *Datapath) Execute(inPort datapath.PortNo, frame []byte, gso datapath.GSO, actions *flowtable.Actions) error {
 	b := d.getBatch()
 	defer b.release()
@@ -293,7 +295,7 @@ func (d *Datapath) queueState(b *txBatch, remote datapath.Remote, msg []byte) er
 	case len(msg) < minStateMsg:
 		return fmt.Errorf("ebpf: flow-state message of %d bytes: at least %d are needed (the receiving VXLAN device drops shorter frames)", len(msg), minStateMsg)
 	}
-	if err := d.queueTunnel(b, datapath.StateKey, a.As4(), msg, datapath.GSO{}); err != nil {
+	if err := d.queueTunnel(b, datapath.StateKey, a.As4(), 0, msg, datapath.GSO{}); err != nil {
 		return err
 	}
 	b.nstate++
@@ -329,8 +331,11 @@ func (d *Datapath) execute(b *txBatch, inPort datapath.PortNo, frame []byte, gso
 				errs = append(errs, fmt.Errorf("%w: %d", ErrNoPort, a.Port))
 			}
 		case flowtable.ActTunnel:
-			errs = append(errs, d.queueTunnel(b, a.Key, a.Remote, f, gso))
+			errs = append(errs, d.queueTunnel(b, a.Key, a.Remote, a.Flags&flowtable.FlagCommit, f, gso))
 			queued = true
+		case flowtable.ActCTCommit:
+			// The tuple as the frame entered, before any rewrite.
+			errs = append(errs, d.commitFrame(frame, uint32(inPort), a.Key, a.Port))
 		case flowtable.ActFlood:
 			errs = append(errs, d.queueFlood(b, inPort, a.Key, f, gso))
 			queued = true
@@ -373,11 +378,11 @@ func (d *Datapath) portIfindex(p datapath.PortNo) (int, bool) {
 }
 
 // queueTunnel queues f into the VXLAN device with the exec slot of
-// (vni, remote); execMu is read locked. A new slot is made with the
-// queued frames flushed first, since making one may renumber the slots
-// their marks name.
-func (d *Datapath) queueTunnel(b *txBatch, vni uint32, remote [4]byte, f []byte, gso datapath.GSO) error {
-	k := execKey{vni, binary.BigEndian.Uint32(remote[:])}
+// (vni, remote, flags); execMu is read locked. A new slot is made with
+// the queued frames flushed first, since making one may renumber the
+// slots their marks name.
+func (d *Datapath) queueTunnel(b *txBatch, vni uint32, remote [4]byte, flags uint8, f []byte, gso datapath.GSO) error {
+	k := execKey{vni: vni, remote: binary.BigEndian.Uint32(remote[:]), flags: flags}
 	for {
 		if slot, ok := d.execSlots[k]; ok {
 			b.add(d.vxIndex, f, gso, execMark|slot)
@@ -393,7 +398,7 @@ func (d *Datapath) queueTunnel(b *txBatch, vni uint32, remote [4]byte, f []byte,
 	}
 }
 
-// newExecSlot allocates a mark for (vni, remote); when the 65535 slots
+// newExecSlot allocates a mark for (vni, remote, flags); when the 65535 slots
 // are used up they are all forgotten and numbering starts again.
 func (d *Datapath) newExecSlot(k execKey) (uint32, error) {
 	d.execMu.Lock()
@@ -405,10 +410,7 @@ func (d *Datapath) newExecSlot(k execKey) (uint32, error) {
 		clear(d.execSlots)
 	}
 	s := uint32(len(d.execSlots) + 1)
-	v := make([]byte, execTunSize)
-	binary.LittleEndian.PutUint32(v[0:], k.vni)
-	binary.LittleEndian.PutUint32(v[4:], k.remote)
-	if err := d.objs.HnExec.Put(s, v); err != nil {
+	if err := d.objs.HnExec.Put(s, encodeExecTun(k)); err != nil {
 		return 0, fmt.Errorf("ebpf: exec map: %w", err)
 	}
 	d.execSlots[k] = s
@@ -437,7 +439,7 @@ func (d *Datapath) queueFlood(b *txBatch, in datapath.PortNo, key uint32, f []by
 	for i := range min(nr, maxFlood) {
 		var r [4]byte
 		binary.BigEndian.PutUint32(r[:], binary.LittleEndian.Uint32(v[8+4*maxFlood+4*i:]))
-		errs = append(errs, d.queueTunnel(b, key, r, f, gso))
+		errs = append(errs, d.queueTunnel(b, key, r, 0, f, gso))
 	}
 	return errors.Join(errs...)
 }

@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"unsafe"
 
+	"hivenet/internal/flowstate"
 	"hivenet/internal/flowtable"
 	"hivenet/internal/packet"
 )
@@ -25,8 +26,11 @@ const (
 	maskSize      = 4 + flowKeySize                             // struct mask {used; m}
 	floodSize     = 8 + 8*maxFlood                              // struct flood
 	configSize    = 16                                          // struct config
-	portInfoSize  = 12                                          // struct port_info
-	execTunSize   = 8                                           // struct exec_tun
+	portInfoSize  = 16                                          // struct port_info
+	execTunSize   = 12                                          // struct exec_tun
+	ctKeySize     = int(unsafe.Sizeof(flowstate.Key{}))         // struct ct_key
+	ctValSize     = 16                                          // struct ct_val {state; pad[7]; last_seen}
+	offCTSeen     = 8                                           // ct_val.last_seen
 	metaSize      = 12                                          // struct upcall_meta
 	outNone       = 0xffffffff                                  // OUT_NONE
 	upcallMagic   = 0x484e                                      // UPCALL_MAGIC
@@ -53,6 +57,8 @@ const (
 	stUnknownKey
 	stStateRx
 	stUpcallFail
+	stCTCommit
+	stCTCommitRx
 	stMax
 )
 
@@ -147,12 +153,48 @@ func encodeFlood(local []uint32, remote []uint32) []byte {
 	return b
 }
 
-func encodePortInfo(port uint32, mac [6]byte) []byte {
+func encodePortInfo(port uint32, mac [6]byte, zone uint32) []byte {
 	b := make([]byte, portInfoSize)
 	binary.LittleEndian.PutUint32(b, port)
 	copy(b[4:], mac[:])
+	binary.LittleEndian.PutUint32(b[12:], zone)
 	return b
 }
+
+// decodePortInfo reads struct port_info.
+func decodePortInfo(b []byte) (port uint32, mac [6]byte, zone uint32) {
+	copy(mac[:], b[4:10])
+	return binary.LittleEndian.Uint32(b), mac, binary.LittleEndian.Uint32(b[12:])
+}
+
+// encodeExecTun builds struct exec_tun; remote is IPv4 in host order.
+func encodeExecTun(k execKey) []byte {
+	b := make([]byte, execTunSize)
+	binary.LittleEndian.PutUint32(b[0:], k.vni)
+	binary.LittleEndian.PutUint32(b[4:], k.remote)
+	binary.LittleEndian.PutUint32(b[8:], uint32(k.flags))
+	return b
+}
+
+// ctKeyBytes returns the in-memory bytes of k: the layout of struct
+// ct_key (no implicit padding; the explicit pad bytes are zero in every
+// Key built by flowstate.KeyOf).
+func ctKeyBytes(k *flowstate.Key) []byte {
+	return unsafe.Slice((*byte)(unsafe.Pointer(k)), ctKeySize)
+}
+
+// ctVal is struct ct_val as bytes.
+type ctVal [ctValSize]byte
+
+func makeCTVal(state uint8, lastSeen int64) ctVal {
+	var v ctVal
+	v[0] = state
+	binary.LittleEndian.PutUint64(v[offCTSeen:], uint64(lastSeen))
+	return v
+}
+
+func (v *ctVal) state() uint8    { return v[0] }
+func (v *ctVal) lastSeen() int64 { return int64(binary.LittleEndian.Uint64(v[offCTSeen:])) }
 
 func encodeConfig(upcall, vxlan, nmasks uint32) []byte {
 	b := make([]byte, configSize)
@@ -166,6 +208,7 @@ func encodeConfig(upcall, vxlan, nmasks uint32) []byte {
 type meta struct {
 	magic     uint16
 	reason    uint8
+	ctState   uint8
 	inPort    uint32
 	vlanTCI   uint16
 	vlanProto uint16
@@ -175,6 +218,7 @@ func decodeMeta(b []byte) meta {
 	return meta{
 		magic:     binary.LittleEndian.Uint16(b[0:]),
 		reason:    b[2],
+		ctState:   b[3],
 		inPort:    binary.LittleEndian.Uint32(b[4:]),
 		vlanTCI:   binary.LittleEndian.Uint16(b[8:]),
 		vlanProto: binary.LittleEndian.Uint16(b[10:]),

@@ -8,6 +8,7 @@ import (
 
 	"github.com/cilium/ebpf/btf"
 
+	"hivenet/internal/flowstate"
 	"hivenet/internal/flowtable"
 	"hivenet/internal/packet"
 )
@@ -70,6 +71,7 @@ func TestLayoutMirrors(t *testing.T) {
 		{name: "flow key", c: "flow_key", goType: reflect.TypeFor[packet.FlowMatch]()},
 		{name: "action", c: "action", goType: reflect.TypeFor[flowtable.Action]()},
 		{name: "actions", c: "actions", goType: reflect.TypeFor[flowtable.Actions]()},
+		{name: "conntrack key", c: "ct_key", goType: reflect.TypeFor[flowstate.Key]()},
 	}
 	for _, tc := range mirrors {
 		t.Run(tc.name, func(t *testing.T) {
@@ -98,8 +100,10 @@ func TestLayoutMirrors(t *testing.T) {
 		{c: "mask", size: maskSize, fields: map[string]int{"used": 0, "m": 4}},
 		{c: "flood", size: floodSize, fields: map[string]int{"n_local": 0, "n_remote": 4, "local": 8, "remote": 8 + 4*maxFlood}},
 		{c: "config", size: configSize, fields: map[string]int{"upcall_ifindex": 0, "vxlan_ifindex": 4, "nmasks": 8}},
-		{c: "port_info", size: portInfoSize, fields: map[string]int{"port": 0, "mac": 4}},
-		{c: "exec_tun", size: execTunSize, fields: map[string]int{"vni": 0, "remote": 4}},
+		{c: "port_info", size: portInfoSize, fields: map[string]int{"port": 0, "mac": 4, "zone": 12}},
+		{c: "exec_tun", size: execTunSize, fields: map[string]int{"vni": 0, "remote": 4, "flags": 8}},
+		{c: "ct_key", size: ctKeySize, fields: map[string]int{"zone": 0, "proto": 4, "src": 8, "dst": 24, "src_port": 40, "dst_port": 42}},
+		{c: "ct_val", size: ctValSize, fields: map[string]int{"state": 0, "last_seen": offCTSeen}},
 		// struct upcall_meta is only a local variable, absent from BTF;
 		// the namespace tests exercise it (every upcall decodes it).
 	}

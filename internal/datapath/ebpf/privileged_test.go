@@ -60,20 +60,21 @@ var (
 type agentFunc func(l *lab, i int, u *datapath.Upcall) (mask packet.FlowMatch, a flowtable.Actions)
 
 type lab struct {
-	prefix  string
-	persist bool
-	idle    time.Duration // IdleTimeout of the datapaths (0: default)
-	rate    int           // UpcallRate and UpcallBurst of the datapaths (0: default)
-	upDev   string        // UpcallDevice of the datapaths ("": default)
-	agent   agentFunc
-	dp      [3]*Datapath
-	port    [3]datapath.PortNo
-	ul      [3]netip.Addr
-	vmIP    [3]string
-	vmMAC   [3][6]byte
-	upcall  [3]*atomic.Int64
-	tag     [3]topology.Tag
-	states  [3]*atomic.Int64 // flow-state messages received
+	prefix   string
+	persist  bool
+	idle     time.Duration // IdleTimeout of the datapaths (0: default)
+	connIdle time.Duration // ConnIdle of the datapaths (0: default)
+	rate     int           // UpcallRate and UpcallBurst of the datapaths (0: default)
+	upDev    string        // UpcallDevice of the datapaths ("": default)
+	agent    agentFunc
+	dp       [3]*Datapath
+	port     [3]datapath.PortNo
+	ul       [3]netip.Addr
+	vmIP     [3]string
+	vmMAC    [3][6]byte
+	upcall   [3]*atomic.Int64
+	tag      [3]topology.Tag
+	states   [3]*atomic.Int64 // flow-state messages received
 }
 
 func nsName(prefix, n string) string { return prefix + n }
@@ -135,7 +136,7 @@ func (l *lab) name(i int) string { return fmt.Sprintf("%sh%d", l.prefix, i) }
 func (l *lab) start(t *testing.T, i int) {
 	t.Helper()
 	inNS(t, nsName(l.prefix, fmt.Sprintf("h%d", i)), func() error {
-		d, err := New(Config{Name: l.name(i), TunnelIP: l.ul[i], Persist: l.persist, RestartGrace: 2 * time.Second, IdleTimeout: l.idle, UpcallRate: l.rate, UpcallBurst: l.rate, UpcallDevice: l.upDev, Logger: testLogger(t)})
+		d, err := New(Config{Name: l.name(i), TunnelIP: l.ul[i], Persist: l.persist, RestartGrace: 2 * time.Second, IdleTimeout: l.idle, ConnIdle: l.connIdle, UpcallRate: l.rate, UpcallBurst: l.rate, UpcallDevice: l.upDev, Logger: testLogger(t)})
 		l.dp[i] = d
 		return err
 	})

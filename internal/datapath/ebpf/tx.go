@@ -178,3 +178,24 @@ func mapUpdate(fd int, key, value unsafe.Pointer) error {
 
 // The attribute must be the kernel's 32 bytes.
 var _ = [1]struct{}{}[unsafe.Sizeof(bpfElemAttr{})-32]
+
+// mapLookup is BPF_MAP_LOOKUP_ELEM as a raw system call: false when key
+// is absent (or the lookup failed).
+func mapLookup(fd int, key, value unsafe.Pointer) bool {
+	const bpfMapLookupElem = 1
+	attr := bpfElemAttr{mapFD: uint32(fd), key: key, value: value}
+	_, _, e := unix.RawSyscall(unix.SYS_BPF, bpfMapLookupElem, uintptr(unsafe.Pointer(&attr)), unsafe.Sizeof(attr))
+	return e == 0
+}
+
+// mapDelete is BPF_MAP_DELETE_ELEM as a raw system call; an absent key
+// is no error.
+func mapDelete(fd int, key unsafe.Pointer) error {
+	const bpfMapDeleteElem = 3
+	attr := bpfElemAttr{mapFD: uint32(fd), key: key}
+	_, _, e := unix.RawSyscall(unix.SYS_BPF, bpfMapDeleteElem, uintptr(unsafe.Pointer(&attr)), unsafe.Sizeof(attr))
+	if e != 0 && e != unix.ENOENT {
+		return e
+	}
+	return nil
+}

@@ -11,7 +11,25 @@
 //                  port or flood set; the flow-state VNI goes up.
 //   hn_vxlan_out   egress of the VXLAN device: frames the agent sends
 //                  (Execute) carry a mark naming an exec slot that gives
-//                  the VNI and remote; set the tunnel key from it.
+//                  the VNI, remote and flags; set the tunnel key (and
+//                  the commit bit) from it.
+//
+// Connection tracking (as Open vSwitch's ct()): a port with a zone
+// (port_info.zone != 0) looks every IPv4/IPv6 packet's conntrack key
+// (struct ct_key = flowstate.Key, built as flowstate.KeyOf) up in hn_ct
+// before the flow lookup and puts the state in flow_key.ct_state: CT_NEW
+// when absent, else the entry's (CT_EST forward, CT_EST|CT_RPL reply);
+// misses carry it in upcall_meta.ct_state. Other frames and ports in
+// zone 0 have ct_state 0. ACT_CT_COMMIT records the packet's tuple as
+// parsed (before rewrites) in zone a->key (and a->port if not 0): the
+// key -> CT_EST and its reverse -> CT_EST|CT_RPL. A tunnel action with
+// FLAG_COMMIT sets the commit bit: VXLAN-GBP (the device is created
+// with GBP) Group Policy ID bit 0 (GBP_COMMIT), through
+// bpf_skb_set_tunnel_opt; hn_tunnel, finding it on a packet for a
+// local port, commits the inner frame's connection in that port's zone
+// before delivering it, so the reply host knows the connection without
+// a message or an upcall. Entries are LRU; idle ones are removed by the
+// Go side.
 //
 // The layout of every struct shared with Go is checked against BTF by the
 // Go tests (layout_test.go). Multi-byte fields of the flow key hold
@@ -47,6 +65,26 @@ enum act_kind {
 	ACT_SET_IPV4_DST,
 	ACT_SET_L4_SRC,
 	ACT_SET_L4_DST,
+	ACT_CT_COMMIT,
+};
+
+/* Action flags (flowtable.FlagCommit). */
+#define FLAG_COMMIT 1
+
+/* Connection-tracking states (packet.CTNew, CTEstablished, CTReply). */
+#define CT_NEW 1
+#define CT_EST 2
+#define CT_RPL 4
+
+/* The commit bit on the wire: VXLAN Group Based Policy (VXLAN-GBP, the
+ * G flag 0x80 and the 16-bit Group Policy ID) carried in the collect_md
+ * tunnel option struct vxlan_metadata. hivenet sets bit 0 of the Group
+ * Policy ID (GBP_COMMIT) on a tunnelled packet whose connection the
+ * receiving host must record; other bits are zero. */
+#define GBP_COMMIT 0x1
+
+struct vxlan_metadata {
+	__u32 gbp;
 };
 
 enum stat {
@@ -60,6 +98,8 @@ enum stat {
 	ST_UNKNOWN_KEY,
 	ST_STATE_RX,
 	ST_UPCALL_FAIL,
+	ST_CT_COMMIT,    /* connections committed by ct(commit) actions */
+	ST_CT_COMMIT_RX, /* connections committed for a tunnel's commit bit */
 	ST_MAX,
 };
 
@@ -74,7 +114,7 @@ struct flow_key {
 	__u8 ip_proto;
 	__u8 ip_ttl;
 	__u8 ip_frag;
-	__u8 pad;
+	__u8 ct_state;
 	__u16 src_port;
 	__u16 dst_port;
 	__u8 arp_sha[6];
@@ -88,7 +128,7 @@ struct lookup_key {
 
 struct action {
 	__u8 kind;
-	__u8 pad;
+	__u8 flags;
 	__u16 remote_port;
 	__u32 port;
 	__u32 key;
@@ -127,6 +167,25 @@ struct port_info {
 	__u32 port;   /* port number */
 	__u8 mac[6];  /* the interface's own MAC: frames to it are the host's */
 	__u8 pad[2];
+	__u32 zone;   /* conntrack zone (0: packets entering here are not tracked) */
+};
+
+/* One direction of a connection in a zone: a byte-for-byte mirror of
+ * flowstate.Key, built as flowstate.KeyOf does. */
+struct ct_key {
+	__u32 zone;
+	__u8 proto;
+	__u8 pad[3];
+	__u8 src[16];
+	__u8 dst[16];
+	__u16 src_port;
+	__u16 dst_port;
+};
+
+struct ct_val {
+	__u8 state; /* CT_EST, or CT_EST|CT_RPL for the reply direction */
+	__u8 pad[7];
+	__u64 last_seen; /* bpf_ktime_get_ns */
 };
 
 struct config {
@@ -139,13 +198,14 @@ struct config {
 struct exec_tun {
 	__u32 vni;
 	__u32 remote; /* IPv4, host order */
+	__u32 flags;  /* FLAG_COMMIT: set the commit bit */
 };
 
 /* Prepended to every frame sent up through the upcall TAP. */
 struct upcall_meta {
 	__u16 magic;
 	__u8 reason;
-	__u8 pad;
+	__u8 ct_state; /* the state the packet was looked up with */
 	__u32 in_port;
 	__u16 vlan_tci;   /* the offloaded 802.1Q tag, removed from the skb */
 	__u16 vlan_proto; /* host order; 0: no tag */
@@ -217,6 +277,31 @@ struct {
 	__uint(max_entries, 65536);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } hn_exec SEC(".maps");
+
+/* Connection tracker: ct_key -> ct_val; least recently used entries go
+ * when full, idle ones are removed by the Go side (Config.ConnIdle). */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__type(key, struct ct_key);
+	__type(value, struct ct_val);
+	__uint(max_entries, 262144);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} hn_ct SEC(".maps");
+
+/* Per-CPU room for conntrack keys: hn_port's (k) and ct_commit's two
+ * (f, r); the programs' stacks are nearly full. Only hn_port and
+ * hn_tunnel use it, and neither runs nested in the other on one CPU
+ * (a redirect from hn_port may run hn_vxlan_out, which does not use it). */
+struct ct_scratch {
+	struct ct_key k, f, r;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__type(key, __u32);
+	__type(value, struct ct_scratch);
+	__uint(max_entries, 1);
+} hn_ct_scratch SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
@@ -385,6 +470,76 @@ static __always_inline int parse(struct __sk_buff *skb, struct flow_key *k, stru
 	return 0;
 }
 
+/* ct_key_of fills ck with the conntrack key of the packet k in zone,
+ * exactly as flowstate.KeyOf: TCP and UDP keep their ports; an ICMPv4
+ * echo request puts its identifier in src_port, an echo reply in
+ * dst_port; anything else has ports 0. */
+static __always_inline void ct_key_of(const struct flow_key *k, __u32 zone, struct ct_key *ck)
+{
+	ck->zone = zone;
+	ck->proto = k->ip_proto;
+	ck->pad[0] = ck->pad[1] = ck->pad[2] = 0;
+	__builtin_memcpy(ck->src, k->ip_src, 16);
+	__builtin_memcpy(ck->dst, k->ip_dst, 16);
+	ck->src_port = 0;
+	ck->dst_port = 0;
+	switch (k->ip_proto) {
+	case IPPROTO_TCP:
+	case IPPROTO_UDP:
+		ck->src_port = k->src_port;
+		ck->dst_port = k->dst_port;
+		break;
+	case IPPROTO_ICMP:
+		if (k->src_port == 8)
+			ck->src_port = k->icmp_id;
+		else if (k->src_port == 0)
+			ck->dst_port = k->icmp_id;
+		break;
+	}
+}
+
+static __always_inline int is_ip(const struct flow_key *k)
+{
+	return k->eth_type == ETH_P_IP || k->eth_type == ETH_P_IPV6;
+}
+
+/* ct_state looks ck up: its state (the entry's last_seen refreshed) or
+ * CT_NEW when neither direction was committed. */
+static __always_inline __u8 ct_state(const struct ct_key *ck)
+{
+	struct ct_val *v = bpf_map_lookup_elem(&hn_ct, ck);
+	if (!v)
+		return CT_NEW;
+	v->last_seen = bpf_ktime_get_ns();
+	return v->state;
+}
+
+/* ct_commit records the connection of ck (its zone replaced by zone):
+ * ck -> CT_EST, its reverse -> CT_EST|CT_RPL. A global function:
+ * verified once, not per call site; the keys are built in a per-CPU
+ * scratch entry, since its callers' stacks are nearly full. */
+__attribute__((noinline)) int ct_commit(const struct ct_key *ck, __u32 zone)
+{
+	__u32 zero = 0;
+	struct ct_scratch *s = bpf_map_lookup_elem(&hn_ct_scratch, &zero);
+	if (!ck || !s)
+		return -1;
+	struct ct_val v = {.state = CT_EST, .last_seen = bpf_ktime_get_ns()};
+
+	s->f = *ck;
+	s->f.zone = zone;
+	s->r.zone = zone;
+	s->r.proto = ck->proto;
+	__builtin_memcpy(s->r.src, ck->dst, 16);
+	__builtin_memcpy(s->r.dst, ck->src, 16);
+	s->r.src_port = ck->dst_port;
+	s->r.dst_port = ck->src_port;
+	int err = bpf_map_update_elem(&hn_ct, &s->f, &v, BPF_ANY);
+	v.state = CT_EST | CT_RPL;
+	err |= bpf_map_update_elem(&hn_ct, &s->r, &v, BPF_ANY);
+	return err;
+}
+
 static __always_inline struct flow_val *lookup_flow(const struct flow_key *k, __u32 nmasks)
 {
 	struct lookup_key lk;
@@ -410,12 +565,13 @@ static __always_inline struct flow_val *lookup_flow(const struct flow_key *k, __
 	return 0;
 }
 
-static __always_inline int upcall(struct __sk_buff *skb, __u8 reason, __u32 in_port)
+static __always_inline int upcall(struct __sk_buff *skb, __u8 reason, __u32 in_port, __u8 ct_state)
 {
 	struct config *c = config();
 	struct upcall_meta m = {
 		.magic = UPCALL_MAGIC,
 		.reason = reason,
+		.ct_state = ct_state,
 		.in_port = in_port,
 	};
 
@@ -443,14 +599,22 @@ static __always_inline __u32 port_ifindex(__u32 port)
 	return ifx ? *ifx : 0;
 }
 
-static __always_inline int set_tunnel(struct __sk_buff *skb, __u32 vni, __u32 remote)
+/* set_tunnel sets the tunnel key and, with FLAG_COMMIT, the commit bit
+ * (a VXLAN-GBP option; set_tunnel_key clears any earlier one). */
+static __always_inline int set_tunnel(struct __sk_buff *skb, __u32 vni, __u32 remote, __u32 flags)
 {
 	struct bpf_tunnel_key tk = {
 		.tunnel_id = vni,
 		.remote_ipv4 = remote,
 		.tunnel_ttl = 64,
 	};
-	return bpf_skb_set_tunnel_key(skb, &tk, sizeof(tk), BPF_F_ZERO_CSUM_TX);
+	if (bpf_skb_set_tunnel_key(skb, &tk, sizeof(tk), BPF_F_ZERO_CSUM_TX))
+		return -1;
+	if (flags & FLAG_COMMIT) {
+		struct vxlan_metadata md = {.gbp = GBP_COMMIT};
+		return bpf_skb_set_tunnel_opt(skb, &md, sizeof(md));
+	}
+	return 0;
 }
 
 /* flood clones the frame to the flood set's local ports other than
@@ -475,7 +639,7 @@ __attribute__((noinline)) int flood(struct __sk_buff *skb, __u32 key, __u32 in_i
 	for (__u32 i = 0; i < MAX_FLOOD; i++) {
 		if (i >= f->n_remote)
 			break;
-		if (set_tunnel(skb, key, f->remote[i]) == 0 && bpf_clone_redirect(skb, vx_ifindex, 0) == 0)
+		if (set_tunnel(skb, key, f->remote[i], 0) == 0 && bpf_clone_redirect(skb, vx_ifindex, 0) == 0)
 			count(ST_TUN_TX);
 	}
 	return 0;
@@ -603,8 +767,11 @@ __attribute__((noinline)) int rewrite(struct __sk_buff *skb, __u32 kind, __u32 a
 	return -1;
 }
 
+/* run_actions executes the flow's actions; ck is the packet's conntrack
+ * key (NULL for frames other than IP ones, which ct(commit) ignores). */
 static __always_inline int run_actions(struct __sk_buff *skb, struct flow_val *v, const struct flow_key *k,
-				       const struct hdr *h, __u32 in_ifindex, __u32 vx_ifindex)
+				       const struct hdr *h, const struct ct_key *ck, __u32 in_ifindex,
+				       __u32 vx_ifindex)
 {
 	__u32 n = v->acts.n;
 	__u32 last = v->last_out;
@@ -630,7 +797,7 @@ static __always_inline int run_actions(struct __sk_buff *skb, struct flow_val *v
 		case ACT_TUNNEL: {
 			__u32 remote = ((__u32)a->remote[0] << 24) | ((__u32)a->remote[1] << 16) |
 				       ((__u32)a->remote[2] << 8) | a->remote[3];
-			if (!vx_ifindex || set_tunnel(skb, a->key, remote))
+			if (!vx_ifindex || set_tunnel(skb, a->key, remote, a->flags))
 				break;
 			count(ST_TUN_TX);
 			sent = 1;
@@ -668,6 +835,14 @@ static __always_inline int run_actions(struct __sk_buff *skb, struct flow_val *v
 			if (rewrite(skb, a->kind, a->remote_port, info))
 				goto drop;
 			break;
+		case ACT_CT_COMMIT:
+			if (!ck)
+				break;
+			if (ct_commit(ck, a->key) == 0)
+				count(ST_CT_COMMIT);
+			if (a->port && ct_commit(ck, a->port) == 0)
+				count(ST_CT_COMMIT);
+			break;
 		default:
 			goto drop;
 		}
@@ -691,7 +866,7 @@ int hn_port(struct __sk_buff *skb)
 	struct port_info *pi = bpf_map_lookup_elem(&hn_ifports, &ifx);
 	if (!pi)
 		return TC_ACT_OK; /* not bound (any more): leave it to the stack */
-	__u32 in_port = pi->port;
+	__u32 in_port = pi->port, zone = pi->zone;
 	/* The host may use the interface too (a gateway's uplink NIC): frames
 	 * to the interface's own MAC are its own, and broadcasts and
 	 * multicasts go to it as well (a copy re-entering this hook marked),
@@ -717,19 +892,49 @@ int hn_port(struct __sk_buff *skb)
 	struct hdr h = {};
 	if (parse(skb, &k, &h)) {
 		count(ST_MISSES);
-		return upcall(skb, R_MISS, in_port);
+		return upcall(skb, R_MISS, in_port, 0);
 	}
 	k.in_port = in_port;
+	/* Connection tracking, before the lookup: flows match ct_state. */
+	const struct ct_key *ckp = 0;
+	if (is_ip(&k)) {
+		__u32 zero = 0;
+		struct ct_scratch *cs = bpf_map_lookup_elem(&hn_ct_scratch, &zero);
+		if (!cs)
+			return TC_ACT_SHOT;
+		ct_key_of(&k, zone, &cs->k);
+		ckp = &cs->k;
+		if (zone)
+			k.ct_state = ct_state(&cs->k);
+	}
 	struct flow_val *v = lookup_flow(&k, nmasks);
 	if (!v) {
 		count(ST_MISSES);
-		return upcall(skb, R_MISS, in_port);
+		return upcall(skb, R_MISS, in_port, k.ct_state);
 	}
 	count(ST_HITS);
 	__sync_fetch_and_add(&v->packets, 1);
 	__sync_fetch_and_add(&v->bytes, skb->len);
 	v->last_used = bpf_ktime_get_ns();
-	return run_actions(skb, v, &k, &h, ifx, vx);
+	return run_actions(skb, v, &k, &h, ckp, ifx, vx);
+}
+
+/* commit_rx commits the connection of the tunnelled frame (the commit
+ * bit was set) in the zone of the port at ifindex it is delivered to. */
+static __always_inline void commit_rx(struct __sk_buff *skb, __u32 ifindex)
+{
+	struct port_info *pi = bpf_map_lookup_elem(&hn_ifports, &ifindex);
+	if (!pi || !pi->zone)
+		return;
+	__u32 zone = pi->zone;
+	struct flow_key k = {};
+	struct hdr h = {};
+	if (parse(skb, &k, &h) || !is_ip(&k))
+		return;
+	struct ct_key ck = {};
+	ct_key_of(&k, zone, &ck);
+	if (ct_commit(&ck, zone) == 0)
+		count(ST_CT_COMMIT_RX);
 }
 
 SEC("tc")
@@ -743,12 +948,15 @@ int hn_tunnel(struct __sk_buff *skb)
 	__u32 vni = tk.tunnel_id;
 	if (vni == STATE_KEY) {
 		count(ST_STATE_RX);
-		return upcall(skb, R_STATE, 0);
+		return upcall(skb, R_STATE, 0, 0);
 	}
 	__u32 *port = bpf_map_lookup_elem(&hn_tunkeys, &vni);
 	if (port) {
 		__u32 ifx = port_ifindex(*port);
 		if (ifx) {
+			struct vxlan_metadata md = {};
+			if (bpf_skb_get_tunnel_opt(skb, &md, sizeof(md)) == sizeof(md) && (md.gbp & GBP_COMMIT))
+				commit_rx(skb, ifx);
 			count(ST_TX);
 			return bpf_redirect(ifx, 0);
 		}
@@ -770,7 +978,7 @@ int hn_vxlan_out(struct __sk_buff *skb)
 		return TC_ACT_OK;
 	__u32 slot = mark & 0xffff;
 	struct exec_tun *e = bpf_map_lookup_elem(&hn_exec, &slot);
-	if (!e || set_tunnel(skb, e->vni, e->remote))
+	if (!e || set_tunnel(skb, e->vni, e->remote, e->flags))
 		return TC_ACT_SHOT;
 	skb->mark = 0;
 	return TC_ACT_OK;
