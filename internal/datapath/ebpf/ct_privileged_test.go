@@ -1,6 +1,7 @@
 package ebpf
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"net"
@@ -12,6 +13,7 @@ import (
 	"time"
 
 	"github.com/cilium/ebpf"
+	"github.com/vishvananda/netlink"
 
 	"hivenet/internal/datapath"
 	"hivenet/internal/flowstate"
@@ -507,5 +509,137 @@ func TestPrivilegedConnSweep(t *testing.T) {
 					len(ctEntries(t, h.objs.HnCt)), d.CTStats().Entries, st.wantRemoved, st.wantLeft)
 			}
 		})
+	}
+}
+
+// TestPrivilegedCommitBitOnTheWire: the commit bit is VXLAN-GBP: flags
+// 0x88 and Group Policy ID 1, on frames the program tunnels and on
+// frames Execute sends; without FlagCommit the header is plain (0x08,
+// policy 0). packet.ParseVXLAN, the userspace datapath's parser, takes
+// both (a mixed deployment keeps forwarding). Host 2 runs no datapath:
+// a UDP socket on its VXLAN port reads the datagrams. A VXLAN device
+// without GBP found by New is replaced by one with it.
+func TestPrivilegedCommitBitOnTheWire(t *testing.T) {
+	requireRoot(t)
+	prefix := "hct-w-"
+	l := buildLab(t, prefix, nil, false)
+	h1 := nsName(prefix, "h1")
+	run(t, "ip", "-n", h1, "link", "add", "hnvx0", "type", "vxlan", "external", "dstport", "4789", "local", l.ul[1].String())
+	l.agent = func(*lab, int, *datapath.Upcall) (packet.FlowMatch, flowtable.Actions) {
+		return packet.MaskOf(packet.FInPort), flowtable.Actions{}
+	}
+	l.upcall[1], l.states[1], l.tag[1] = new(atomic.Int64), new(atomic.Int64), topology.Tag(101)
+	l.start(t, 1)
+	inNS(t, h1, func() error {
+		lk, err := netlink.LinkByName("hnvx0")
+		if err != nil {
+			return err
+		}
+		if vx, ok := lk.(*netlink.Vxlan); !ok || !vx.GBP || !vx.FlowBased {
+			t.Errorf("VXLAN device %+v: want collect_md with GBP (the one without was kept)", lk)
+		}
+		return nil
+	})
+	var sock *net.UDPConn
+	inNS(t, nsName(prefix, "h2"), func() (err error) {
+		sock, err = net.ListenUDP("udp4", &net.UDPAddr{Port: 4789})
+		return err
+	})
+	defer sock.Close()
+	read := func(t *testing.T) []byte {
+		t.Helper()
+		b := make([]byte, 2000)
+		_ = sock.SetReadDeadline(time.Now().Add(2 * time.Second))
+		n, _, err := sock.ReadFromUDP(b)
+		if err != nil {
+			t.Fatalf("no VXLAN datagram at host 2: %v", err)
+		}
+		return b[:n]
+	}
+	tun := flowtable.Action{Kind: flowtable.ActTunnel, Key: keyVM2, Remote: l.ul[2].As4(), RemotePort: 4789}
+	frame := packet.AppendUDP4(nil, l.vmMAC[1], l.vmMAC[2], netip.MustParseAddrPort("10.252.0.1:5000"),
+		netip.MustParseAddrPort("10.252.0.2:7000"), 64, []byte("wire"))
+	mask := packet.MaskOf(packet.FInPort | packet.FEthType)
+	m := packet.FlowMatch{InPort: uint32(l.port[1]), EthType: packet.EthTypeIPv4}
+	vm1 := nsName(prefix, "vm1")
+	run(t, "ip", "-n", vm1, "neigh", "add", l.vmIP[2], "lladdr", net.HardwareAddr(l.vmMAC[2][:]).String(), "dev", "eth0")
+	tests := []struct {
+		name    string
+		flags   uint8
+		execute bool // Execute (an exec slot) rather than the program's flow
+		hdr     []byte
+	}{
+		{name: "program, commit", flags: flowtable.FlagCommit, hdr: []byte{0x88, 0, 0, 1}},
+		{name: "program, plain", hdr: []byte{0x08, 0, 0, 0}},
+		{name: "execute, commit", flags: flowtable.FlagCommit, execute: true, hdr: []byte{0x88, 0, 0, 1}},
+		{name: "execute, plain", execute: true, hdr: []byte{0x08, 0, 0, 0}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			tun.Flags = tc.flags
+			var a flowtable.Actions
+			a.Append(tun)
+			if tc.execute {
+				if err := l.dp[1].Execute(l.port[1], frame, datapath.GSO{}, &a); err != nil {
+					t.Fatal(err)
+				}
+			} else {
+				if err := l.dp[1].Install(m, mask, a, nil); err != nil {
+					t.Fatal(err)
+				}
+				c := udpIn(t, vm1, 5000)
+				if _, err := c.WriteToUDP([]byte("wire"), net.UDPAddrFromAddrPort(netip.MustParseAddrPort("10.252.0.2:7000"))); err != nil {
+					t.Fatal(err)
+				}
+			}
+			b := read(t)
+			if !bytes.Equal(b[:4], tc.hdr) {
+				t.Errorf("VXLAN header %x, want flags and policy %x", b[:8], tc.hdr)
+			}
+			vni, err := packet.ParseVXLAN(b)
+			if err != nil || vni != keyVM2 {
+				t.Errorf("packet.ParseVXLAN: VNI %d, %v; want %d", vni, err, keyVM2)
+			}
+			var im packet.FlowMatch
+			if err := packet.Parse(b[packet.VXLANHeaderLen:], 0, &im); err != nil || im.DstPort != 7000 {
+				t.Errorf("inner frame: %+v, %v", im, err)
+			}
+		})
+	}
+}
+
+// TestPrivilegedConnTrackRestart: with Persist, a port's zone and the
+// connections survive a restart of the datapath.
+func TestPrivilegedConnTrackRestart(t *testing.T) {
+	requireRoot(t)
+	rec := &ctUpcalls{}
+	l := buildLab(t, "hct-r-", ctAgent(rec), true)
+	if err := l.dp[1].SetPortZone(l.port[1], zoneA); err != nil {
+		t.Fatal(err)
+	}
+	frame := packet.AppendUDP4(nil, l.vmMAC[1], l.vmMAC[2], netip.MustParseAddrPort("10.252.0.1:5000"),
+		netip.MustParseAddrPort("10.252.0.2:7000"), 64, []byte("x"))
+	var a flowtable.Actions
+	a.Append(flowtable.Action{Kind: flowtable.ActCTCommit, Key: zoneA})
+	if err := l.dp[1].Execute(l.port[1], frame, datapath.GSO{}, &a); err != nil {
+		t.Fatal(err)
+	}
+	m := udpMatch(l.port[1], "10.252.0.1:5000", "10.252.0.2:7000")
+	checkConn(t, "before the restart", l.dp[1], zoneA, &m)
+	if err := l.dp[1].Close(); err != nil {
+		t.Fatal(err)
+	}
+	l.start(t, 1)
+	checkConn(t, "after the restart", l.dp[1], zoneA, &m)
+	l.dp[1].mu.Lock()
+	pt := *l.dp[1].ports[l.port[1]]
+	l.dp[1].mu.Unlock()
+	zone := pt.zone
+	var b []byte
+	if err := l.dp[1].objs.HnIfports.Lookup(uint32(pt.ifindex), &b); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, mz := decodePortInfo(b); zone != zoneA || mz != zoneA {
+		t.Errorf("zone after the restart: %d (map %d), want %d", zone, mz, zoneA)
 	}
 }
