@@ -504,13 +504,18 @@ static __always_inline int is_ip(const struct flow_key *k)
 }
 
 /* ct_state looks ck up: its state (the entry's last_seen refreshed) or
- * CT_NEW when neither direction was committed. */
+ * CT_NEW when neither direction was committed. last_seen takes the
+ * coarse clock (the same CLOCK_MONOTONIC, a tick's resolution: plenty
+ * for an idle time of minutes), written only when it moved, so a busy
+ * connection does not dirty the entry's cache line on every packet. */
 static __always_inline __u8 ct_state(const struct ct_key *ck)
 {
 	struct ct_val *v = bpf_map_lookup_elem(&hn_ct, ck);
 	if (!v)
 		return CT_NEW;
-	v->last_seen = bpf_ktime_get_ns();
+	__u64 now = bpf_ktime_get_coarse_ns();
+	if (v->last_seen != now)
+		v->last_seen = now;
 	return v->state;
 }
 
