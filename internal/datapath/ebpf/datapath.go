@@ -986,13 +986,8 @@ func (d *Datapath) Install(match, mask packet.FlowMatch, actions flowtable.Actio
 	if match.Masked(mask) != match {
 		return errors.New("ebpf: match is not masked by mask")
 	}
-	if actions.N > flowtable.MaxActions {
-		return fmt.Errorf("ebpf: %d actions, at most %d", actions.N, flowtable.MaxActions)
-	}
-	for _, a := range actions.List() {
-		if a.Kind < flowtable.ActOutput || a.Kind > flowtable.ActCTCommit {
-			return fmt.Errorf("ebpf: unknown action kind %d", a.Kind)
-		}
+	if err := checkActions(&actions); err != nil {
+		return err
 	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
@@ -1027,6 +1022,26 @@ func (d *Datapath) Install(match, mask packet.FlowMatch, actions flowtable.Actio
 	f := &flow{key: k, mask: mask, installed: monoNow()}
 	d.flows[k] = f
 	d.tags.Add(f, tags)
+	return nil
+}
+
+// checkActions refuses actions the programs cannot run: too many, an
+// unknown kind, ct(commit) in zone 0 (the zone of untracked ports),
+// flags other than FlagCommit on a tunnel.
+func checkActions(as *flowtable.Actions) error {
+	if as.N > flowtable.MaxActions {
+		return fmt.Errorf("ebpf: %d actions, at most %d", as.N, flowtable.MaxActions)
+	}
+	for i, a := range as.List() {
+		switch {
+		case a.Kind < flowtable.ActOutput || a.Kind > flowtable.ActCTCommit:
+			return fmt.Errorf("ebpf: action %d: unknown action kind %d", i, a.Kind)
+		case a.Kind == flowtable.ActCTCommit && a.Key == 0:
+			return fmt.Errorf("ebpf: action %d: ct(commit) in zone 0 (untracked)", i)
+		case a.Flags != 0 && (a.Kind != flowtable.ActTunnel || a.Flags&^flowtable.FlagCommit != 0):
+			return fmt.Errorf("ebpf: action %d: flags %#x on an action of kind %d (only FlagCommit, on a tunnel)", i, a.Flags, a.Kind)
+		}
+	}
 	return nil
 }
 

@@ -249,6 +249,9 @@ func (d *Datapath) ExecuteWithState(msgs []datapath.StateMessage, inPort datapat
 		}
 	}
 	bad := checkFrame(frame)
+	if bad == nil {
+		bad = checkActions(actions)
+	}
 	if bad != nil {
 		b.flush() // the messages go even so
 		errs = append(errs, bad, b.err())
@@ -305,6 +308,9 @@ func (d *Datapath) queueState(b *txBatch, remote datapath.Remote, msg []byte) er
 // execute queues frame's outputs on b and flushes it.
 func (d *Datapath) execute(b *txBatch, inPort datapath.PortNo, frame []byte, gso datapath.GSO, actions *flowtable.Actions) error {
 	if err := checkFrame(frame); err != nil {
+		return err
+	}
+	if err := checkActions(actions); err != nil {
 		return err
 	}
 	if d.closed.Load() {

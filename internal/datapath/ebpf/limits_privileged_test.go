@@ -20,6 +20,14 @@ import (
 // TestPrivilegedInstallLimits: bad flows are refused with clear errors
 // and change nothing; the 17th distinct mask and the flow beyond
 // MaxFlows are refused; invalidating frees the mask slot for reuse.
+func acts(as ...flowtable.Action) flowtable.Actions {
+	var a flowtable.Actions
+	for _, x := range as {
+		a.Append(x)
+	}
+	return a
+}
+
 func TestPrivilegedInstallLimits(t *testing.T) {
 	requireRoot(t)
 	d := loopbackDatapath(t, "hbp-m-", "10.251.30.1", Config{MaxFlows: 20})
@@ -46,11 +54,20 @@ func TestPrivilegedInstallLimits(t *testing.T) {
 			{name: "match not masked", match: packet.FlowMatch{InPort: 1, EthType: 0x800}, mask: packet.MaskOf(packet.FInPort), actions: out},
 			{name: "unknown action", match: match(1), mask: packet.MaskOf(packet.FInPort), actions: bad},
 			{name: "too many actions", match: match(1), mask: packet.MaskOf(packet.FInPort), actions: flowtable.Actions{N: flowtable.MaxActions + 1}},
+			{name: "ct commit in zone 0", match: match(1), mask: packet.MaskOf(packet.FInPort), actions: acts(flowtable.Action{Kind: flowtable.ActCTCommit})},
+			{name: "unknown tunnel flag", match: match(1), mask: packet.MaskOf(packet.FInPort),
+				actions: acts(flowtable.Action{Kind: flowtable.ActTunnel, Key: 1, Remote: [4]byte{10, 0, 0, 2}, Flags: 2})},
+			{name: "commit flag on an output", match: match(1), mask: packet.MaskOf(packet.FInPort),
+				actions: acts(flowtable.Action{Kind: flowtable.ActOutput, Port: 1, Flags: flowtable.FlagCommit})},
 		}
 		for _, tc := range tests {
 			t.Run(tc.name, func(t *testing.T) {
 				if err := d.Install(tc.match, tc.mask, tc.actions, nil); err == nil {
 					t.Fatal("Install accepted it")
+				}
+				frame := packet.AppendUDP4(nil, [6]byte{2}, [6]byte{2, 1}, netip.MustParseAddrPort("10.0.0.1:1"), netip.MustParseAddrPort("10.0.0.2:2"), 64, nil)
+				if tc.match == match(1) && d.Execute(1, frame, datapath.GSO{}, &tc.actions) == nil {
+					t.Error("Execute accepted the actions")
 				}
 				if n := len(d.Flows()); n != 0 {
 					t.Errorf("%d flows after a refused Install", n)
