@@ -151,6 +151,12 @@
 // upcalls per connection) and 1.40x OVN with stateful ACLs. The slow
 // path's raw system calls (tx.go) took Go's sysmon from 17-24 % of the
 // agents' CPU in a connection storm to nothing measurable.
+//
+// Connection tracking (BenchmarkProgramConnTrack, hn_port alone under
+// BPF_PROG_TEST_RUN, a UDP frame hitting a flow, medians of 7, load
+// about 1.2): 128.7 ns from a port without a zone, 166.6 ns (1.29x) with
+// the hn_ct lookup of an established connection, 322 ns for a new
+// connection's packet through a ct(commit) flow (two LRU updates).
 package ebpf
 
 import (
