@@ -35,9 +35,11 @@ func TestPrivilegedFlowsListing(t *testing.T) {
 	socket := lab.ControlSocket(e.lab.RunDir(), "host1")
 	e.waitReach(t, "vm1", ip2, 10*time.Second)
 
-	// tunnelled reports whether f is vm1's flow towards host2 with packets.
+	// tunnelled reports whether f is vm1's flow towards host2 with packets
+	// (its match may not name vm2's address: with the datapath tracking
+	// connections, an L2 flow reads only what the chains and the bridge do).
 	tunnelled := func(f client.AgentFlow) bool {
-		return f.Packets > 0 && f.PortID == p1.ID && strings.Contains(f.Match, "ip_dst="+ip2.String()) &&
+		return f.Packets > 0 && f.PortID == p1.ID &&
 			slices.ContainsFunc(f.ActionList, func(a client.AgentAction) bool {
 				return a.Type == "tunnel" && a.Remote == h2.TunnelIP.String() && a.Key != 0
 			})
@@ -74,14 +76,14 @@ func TestPrivilegedFlowsListing(t *testing.T) {
 		}
 	})
 	t.Run("match filter and lab shorthand, table", func(t *testing.T) {
-		out, err := hivenet(t, "flows", "--lab", "host1", "--run-dir", e.lab.RunDir(), "--match", "ip_dst="+ip2.String())
+		out, err := hivenet(t, "flows", "--lab", "host1", "--run-dir", e.lab.RunDir(), "--match", "ip_src="+ip1.String())
 		if err != nil {
 			t.Fatalf("hivenet flows --lab host1: %v\n%s", err, out)
 		}
 		want := fmt.Sprintf("actions:tunnel(%s", h2.TunnelIP)
 		for _, line := range strings.Split(strings.TrimSpace(out), "\n") {
-			if !strings.Contains(line, "ip_dst="+ip2.String()) || !strings.Contains(line, " packets:") {
-				t.Errorf("--match ip_dst=%s lists %q", ip2, line)
+			if !strings.Contains(line, "ip_src="+ip1.String()) || !strings.Contains(line, " packets:") {
+				t.Errorf("--match ip_src=%s lists %q", ip1, line)
 			}
 		}
 		if !strings.Contains(out, want) {
