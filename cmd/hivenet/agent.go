@@ -45,7 +45,7 @@ func init() {
 			}
 			dlog := log.With("component", "datapath")
 			ecfg := ebpf.Config{Name: host, TunnelIP: ip, TunnelPort: tunnelPort, PinRoot: bpfPinRoot, Persist: true,
-				MaxFlows: maxFlows, IdleTimeout: flowIdle, HardTimeout: flowHard, Logger: dlog}
+				MaxFlows: maxFlows, IdleTimeout: flowIdle, HardTimeout: flowHard, ConnIdle: stateIdle, Logger: dlog}
 			if destroyPins {
 				e, err := ebpf.New(ecfg)
 				if err != nil {

@@ -173,26 +173,17 @@ func (a *Agent) applyState(msg []byte) {
 	a.mirrorConns(m.Conns)
 }
 
-// connCommitter is implemented by a datapath.ConnTracker that can record
-// a connection the agent learnt of (ebpf).
-type connCommitter interface {
-	// CommitConn records the connection whose forward key is k, as
-	// ActCTCommit does in zone k.Zone.
-	CommitConn(k flowstate.Key) error
-}
-
 // mirrorConns copies conntrack entries that came in a message (from a host
 // whose datapath does not track connections, or from a path through NAT)
 // into the datapath's table when it tracks connections: a reply entering
 // here is looked up there (see simulation's chain.go) and must be seen as
 // one.
 func (a *Agent) mirrorConns(keys []flowstate.Key) {
-	c, ok := a.ct.(connCommitter)
-	if !ok || len(keys) == 0 {
+	if a.ct == nil {
 		return
 	}
 	for _, k := range keys {
-		if err := c.CommitConn(k); err != nil {
+		if err := a.ct.CommitConn(k); err != nil {
 			a.stats.stateMirrorFailed.Add(1)
 		}
 	}

@@ -272,6 +272,42 @@ func (noConns) SetPortZone(datapath.PortNo, uint32) error { return nil }
 func (noConns) ConnState(flowstate.Key) uint8             { return 0 }
 func (noConns) CommitConn(flowstate.Key) error            { return nil }
 
+// commitLog is a datapath.ConnTracker recording CommitConn.
+type commitLog struct {
+	noConns
+	keys []flowstate.Key
+}
+
+func (c *commitLog) CommitConn(k flowstate.Key) error { c.keys = append(c.keys, k); return nil }
+
+// TestMirrorConns: conntrack entries received in a flow-state message go
+// into the agent's tables and, with a tracking datapath, into its table
+// as well (a reply entering here is looked up there); NAT bindings and a
+// datapath that does not track get nothing.
+func TestMirrorConns(t *testing.T) {
+	for _, tracker := range []bool{true, false} {
+		a, _, _ := stateAgent(t, "h1")
+		log := &commitLog{}
+		if tracker {
+			a.ct = log
+		}
+		var m flowstate.Message
+		m.Conns = append(m.Conns, *connKey(1), *connKey(2))
+		m.NATs = append(m.NATs, flowstate.NAT{Orig: *connKey(3), Xlat: *connKey(4)})
+		a.applyState(flowstate.AppendMessage(nil, &m))
+		if a.fs.ConnState(*connKey(2)) == topology.CTNew {
+			t.Errorf("tracker=%v: conn not in the agent's tables", tracker)
+		}
+		want := []flowstate.Key(nil)
+		if tracker {
+			want = []flowstate.Key{*connKey(1), *connKey(2)}
+		}
+		if !slices.Equal(log.keys, want) {
+			t.Errorf("tracker=%v: committed %v, want %v", tracker, log.keys, want)
+		}
+	}
+}
+
 func formatList(l []flowtable.Action) string {
 	var as flowtable.Actions
 	for _, a := range l {

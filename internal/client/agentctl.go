@@ -135,6 +135,9 @@ type DatapathStats struct {
 	StateTx                 uint64 `json:"state_tx"`
 	StateRx                 uint64 `json:"state_rx"`
 	StateUnhandled          uint64 `json:"state_unhandled"`
+	ConnEntries             int    `json:"conn_entries,omitempty"`
+	ConnCommits             uint64 `json:"conn_commits,omitempty"`
+	ConnCommitsRx           uint64 `json:"conn_commits_rx,omitempty"`
 }
 
 // FlowFilter narrows a flow listing; zero fields filter nothing.

@@ -86,6 +86,12 @@ type Stats struct {
 	// (also counted in TunnelTx / TunnelRx); StateUnhandled those
 	// received with no state handler set.
 	StateTx, StateRx, StateUnhandled uint64
+	// Datapaths that track connections (ConnTracker): ConnEntries is the
+	// connection directions tracked (as last counted), ConnCommits the
+	// connections committed by flows, ConnCommitsRx those committed for
+	// a tunnelled packet's commit bit.
+	ConnEntries                int
+	ConnCommits, ConnCommitsRx uint64
 }
 
 // Datapath moves packets. All methods are safe for concurrent use.
@@ -145,6 +151,10 @@ type ConnTracker interface {
 	// ConnState returns the state the datapath holds for key k as
 	// FlowMatch.CTState would carry it (packet.CTNew when untracked).
 	ConnState(k flowstate.Key) uint8
+	// CommitConn records the connection whose forward key is k in zone
+	// k.Zone, as ActCTCommit does: for connections the agent learnt of
+	// from other hosts' flow-state messages.
+	CommitConn(k flowstate.Key) error
 }
 
 // StateMessage is a flow-state message for one remote host.

@@ -49,6 +49,14 @@ func (d *Datapath) ConnState(k flowstate.Key) uint8 {
 	return v.state()
 }
 
+// CommitConn implements datapath.ConnTracker.
+func (d *Datapath) CommitConn(k flowstate.Key) error {
+	if k.Zone == 0 {
+		return errors.New("ebpf: CommitConn: zone 0 is never tracked")
+	}
+	return d.commit(k)
+}
+
 // commit records the connection of k as ct_commit in the programs does:
 // k established, its reverse established|reply.
 func (d *Datapath) commit(k flowstate.Key) error {

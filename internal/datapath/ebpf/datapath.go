@@ -1272,6 +1272,9 @@ func (d *Datapath) Stats() datapath.Stats {
 		StateTx:                 d.st.stateTx.Load(),
 		StateRx:                 c[stStateRx],
 		StateUnhandled:          d.st.stateUnhandled.Load(),
+		ConnEntries:             int(d.ctEntries.Load()),
+		ConnCommits:             c[stCTCommit],
+		ConnCommitsRx:           c[stCTCommitRx],
 	}
 }
 
