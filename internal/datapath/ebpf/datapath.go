@@ -112,9 +112,9 @@
 // finds the table nine tenths full); from half full the idle timeout
 // drops to 1 s, from three quarters to 100 ms, so a storm of short
 // connections does not fill the table (see idleTimeout). Invalidate
-// keeps tag → flows in Go (flowtable.TagIndex). A stale program of ours found at a hook with no pin holding it
-// (pins lost) is detached before attaching, since TCX runs the first
-// verdict.
+// keeps tag → flows in Go (flowtable.TagIndex). A stale program of ours
+// found at a hook with no pin holding it (pins lost) is detached before
+// attaching, since TCX runs the first verdict.
 //
 // # Limits
 //
