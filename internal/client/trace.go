@@ -24,6 +24,10 @@ type TraceRequest struct {
 	SrcPort int    `json:"src_port,omitempty"`
 	DstPort int    `json:"dst_port,omitempty"`
 	TTL     int    `json:"ttl,omitempty"`
+	// CTState: "new", "est" or "rpl" traces the packet as a datapath that
+	// tracks connections (ebpf) sees it in that state; empty: as the
+	// agent's own tables see it (every packet new).
+	CTState string `json:"ct_state,omitempty"`
 }
 
 // TraceStep is one line of a trace: a device, the stage inside it and

@@ -245,7 +245,12 @@ func simulate(snap *topology.Snapshot, local string, pkt Packet, st flowstate.Vi
 		// The path needs the agent's tables (NAT, an uplink, a flood):
 		// simulate again as if the datapath did not track.
 		pkt.Match.CTState = 0
-		return simulate(snap, local, pkt, st, now, trace)
+		r := simulate(snap, local, pkt, st, now, trace)
+		if trace {
+			r.Trace = append([]Step{{Device: "conntrack", Stage: "datapath",
+				Detail: "the path translates addresses, leaves by an uplink, floods or reaches a host whose datapath does not track: simulated again with the agents' tables"}}, r.Trace...)
+		}
+		return r
 	}
 	r := s.r
 	if s.dpctCommit && r.Verdict == Forward {

@@ -33,6 +33,12 @@ type Request struct {
 	SrcPort uint16 `json:"src_port,omitempty"`
 	DstPort uint16 `json:"dst_port,omitempty"`
 	TTL     uint8  `json:"ttl,omitempty"`
+	// CTState traces the packet as an agent whose datapath tracks
+	// connections sees it: "new", "est" (established) or "rpl"
+	// (established, reply direction). Empty: as an agent that tracks
+	// connections in its own tables, which the trace does not read (every
+	// packet is new).
+	CTState string `json:"ct_state,omitempty"`
 }
 
 // Step is one line of the path.
@@ -97,6 +103,17 @@ func Simulate(snap *topology.Snapshot, req Request, now int64) (*Response, error
 	var m packet.FlowMatch
 	if err := packet.Parse(frame, 1, &m); err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrInvalid, err)
+	}
+	switch req.CTState {
+	case "":
+	case "new":
+		m.CTState = packet.CTNew
+	case "est":
+		m.CTState = packet.CTEstablished
+	case "rpl":
+		m.CTState = packet.CTEstablished | packet.CTReply
+	default:
+		return nil, fmt.Errorf("%w: ct_state %q: want new, est or rpl", ErrInvalid, req.CTState)
 	}
 	host := port.HostID
 	if b := snap.Binding(port.ID); b != nil {

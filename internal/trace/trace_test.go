@@ -18,8 +18,13 @@ func testSnapshot() *topology.Snapshot {
 			FixedIPs: []topology.FixedIP{{SubnetID: "s1", Addr: netip.MustParseAddr("10.0.0.11")}}, HostID: "h1", TunnelKey: 101}},
 		{Kind: topology.KindPort, ID: "p2", Port: &topology.Port{ID: "p2", Name: "vm2", BridgeID: "b1", MAC: mac(2), AdminUp: true, PortSecurity: true,
 			FixedIPs: []topology.FixedIP{{SubnetID: "s1", Addr: netip.MustParseAddr("10.0.0.12")}}, HostID: "h2", TunnelKey: 102}},
+		{Kind: topology.KindChain, ID: "in3", Chain: &topology.Chain{ID: "in3", Name: "in3", Default: topology.RuleDrop, Rules: []topology.Rule{
+			{ID: "established", Action: topology.RuleAccept, CTState: topology.CTEstablished, ICMPType: -1, ICMPCode: -1}}}},
+		{Kind: topology.KindPort, ID: "p3", Port: &topology.Port{ID: "p3", Name: "vm3", BridgeID: "b1", MAC: mac(3), AdminUp: true, PortSecurity: true,
+			FixedIPs: []topology.FixedIP{{SubnetID: "s1", Addr: netip.MustParseAddr("10.0.0.13")}}, HostID: "h2", TunnelKey: 103, InboundChain: "in3"}},
+		{Kind: topology.KindPortBinding, ID: "p3", Binding: &topology.PortBinding{PortID: "p3", Host: "h2"}},
 		{Kind: topology.KindHost, ID: "h1", Host: &topology.Host{Name: "h1", TunnelIP: netip.MustParseAddr("10.250.0.1"), TunnelPort: 4789}},
-		{Kind: topology.KindHost, ID: "h2", Host: &topology.Host{Name: "h2", TunnelIP: netip.MustParseAddr("10.250.0.2"), TunnelPort: 4789}},
+		{Kind: topology.KindHost, ID: "h2", Host: &topology.Host{Name: "h2", TunnelIP: netip.MustParseAddr("10.250.0.2"), TunnelPort: 4789, Conntrack: true}},
 		{Kind: topology.KindPortBinding, ID: "p1", Binding: &topology.PortBinding{PortID: "p1", Host: "h1"}},
 		{Kind: topology.KindPortBinding, ID: "p2", Binding: &topology.PortBinding{PortID: "p2", Host: "h2"}},
 	})
@@ -35,7 +40,15 @@ func TestSimulate(t *testing.T) {
 		wantVerdict string
 		wantReason  string
 		wantOutput  string // port ID of the single output, if any
+		wantFlow    string // a substring of Flow
 	}{
+		{name: "new connection into a port admitting only established ones", req: Request{PortID: "p1", EthDst: "fa:16:3e:00:00:03", IPDst: "10.0.0.13", Proto: "tcp", SrcPort: 40000, DstPort: 22},
+			wantVerdict: "drop", wantReason: "filter-drop"},
+		{name: "the same as the datapath's new", req: Request{PortID: "p1", EthDst: "fa:16:3e:00:00:03", IPDst: "10.0.0.13", Proto: "tcp", SrcPort: 40000, DstPort: 22, CTState: "new"},
+			wantVerdict: "drop", wantReason: "filter-drop", wantFlow: "ct_state"},
+		{name: "an established connection as the datapath sees it", req: Request{PortID: "p1", EthDst: "fa:16:3e:00:00:03", IPDst: "10.0.0.13", Proto: "tcp", SrcPort: 40000, DstPort: 22, CTState: "est"},
+			wantVerdict: "forward", wantOutput: "p3", wantFlow: "ct_state"},
+		{name: "bad ct_state", req: Request{PortID: "p1", IPDst: "10.0.0.13", CTState: "related"}, wantErr: ErrInvalid},
 		{name: "icmp to a port on another host", req: Request{PortID: "p1", EthDst: "fa:16:3e:00:00:02", IPDst: "10.0.0.12"},
 			wantVerdict: "forward", wantOutput: "p2"},
 		{name: "tcp", req: Request{PortID: "p1", EthDst: "fa:16:3e:00:00:02", IPDst: "10.0.0.12", Proto: "tcp", SrcPort: 40000, DstPort: 22},
@@ -81,6 +94,9 @@ func TestSimulate(t *testing.T) {
 			}
 			if len(got.Steps) == 0 {
 				t.Error("no trace steps")
+			}
+			if !strings.Contains(got.Flow, tt.wantFlow) {
+				t.Errorf("flow = %q, want it to name %q", got.Flow, tt.wantFlow)
 			}
 			if tt.wantVerdict == "forward" && !strings.HasPrefix(got.Flow, "cacheable: matches ") {
 				t.Errorf("flow = %q, want a cacheable flow description", got.Flow)

@@ -60,6 +60,7 @@ func traceCommand() *cobra.Command {
 	f.IntVar(&req.SrcPort, "src-port", 0, "TCP/UDP source port")
 	f.IntVar(&req.DstPort, "dst-port", 0, "TCP/UDP destination port")
 	f.IntVar(&req.TTL, "ttl", 0, "IP TTL (default 64)")
+	f.StringVar(&req.CTState, "ct-state", "", "trace as a datapath that tracks connections (ebpf) sees the packet: new, est (established) or rpl (established reply); default: as the agent's own tables do, every packet new")
 	_ = cmd.MarkFlagRequired("port")
 	return cmd
 }
