@@ -82,9 +82,7 @@ func (s *sim) unfiltered() bool {
 		if m.IPProto != packet.ProtoUDP {
 			return false
 		}
-		s.use(packet.FSrcPort | packet.FDstPort)
-		return (m.SrcPort == packet.DHCPClientPort && m.DstPort == packet.DHCPServerPort) ||
-			(m.SrcPort == packet.DHCPServerPort && m.DstPort == packet.DHCPClientPort)
+		return s.isDHCP()
 	case packet.EthTypeIPv6:
 		s.use(packet.FIPProto)
 		if m.IPProto != packet.ProtoICMPv6 {
@@ -92,6 +90,52 @@ func (s *sim) unfiltered() bool {
 		}
 		s.use(packet.FSrcPort)
 		return m.SrcPort >= 133 && m.SrcPort <= 137 // RS, RA, NS, NA, redirect
+	}
+	return true
+}
+
+// dhcpPortMask keeps the bits of a UDP port that tell it from the DHCP
+// ports: 67 and 68 are 64..71 under it, no other port is. wellKnownMask
+// keeps those that tell a port below 1024 from the others.
+const (
+	dhcpPortMask  = 0xfff8
+	wellKnownMask = 0xfc00
+)
+
+// isDHCP reports whether the UDP packet is DHCP (68 -> 67 or 67 -> 68).
+func (s *sim) isDHCP() bool {
+	if !s.mayBeDHCP() {
+		return false
+	}
+	m := &s.cur
+	s.use(packet.FSrcPort | packet.FDstPort)
+	return (m.SrcPort == packet.DHCPClientPort && m.DstPort == packet.DHCPServerPort) ||
+		(m.SrcPort == packet.DHCPServerPort && m.DstPort == packet.DHCPClientPort)
+}
+
+// mayBeDHCP reports whether the UDP packet's ports may be DHCP's (67 or
+// 68 both), reading as few of their bits as a no needs, so that the flows
+// of UDP connections do not each match their client's port: a source
+// port below 1024 and outside 64..71 says no by itself (a service's
+// reply: the flow matches the source port's block of 8, e.g. every DNS
+// reply shares it); otherwise the source port's block of 1024 (of 8 below
+// 1024) and a destination port outside 64..71 do (a request: the flow
+// matches its service port's block of 8 and its client's of 1024). A yes
+// reads nothing: the caller reads the ports whole.
+func (s *sim) mayBeDHCP() bool {
+	m := &s.cur
+	src := uint16(wellKnownMask)
+	if m.SrcPort < 1024 {
+		src = dhcpPortMask
+		if m.SrcPort&dhcpPortMask != packet.DHCPServerPort&dhcpPortMask {
+			s.dhcpSrcBits |= src
+			return false
+		}
+	}
+	if m.DstPort&dhcpPortMask != packet.DHCPServerPort&dhcpPortMask {
+		s.dhcpSrcBits |= src
+		s.dhcpDstBits |= dhcpPortMask
+		return false
 	}
 	return true
 }

@@ -184,6 +184,9 @@ func (s *sim) dhcp() outcome {
 	if m.IPProto != packet.ProtoUDP {
 		return next
 	}
+	if !s.mayBeDHCP() {
+		return next
+	}
 	s.use(packet.FDstPort)
 	if m.DstPort != packet.DHCPServerPort {
 		return next

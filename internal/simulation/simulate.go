@@ -153,6 +153,9 @@ type sim struct {
 	// only the group bit of EthDst was read (multicast destination).
 	read        packet.Field
 	dstGroupBit bool
+	// dhcpSrcBits / dhcpDstBits are the bits of the UDP ports the DHCP
+	// exemption read (isDHCP), when it did not read them whole.
+	dhcpSrcBits, dhcpDstBits uint16
 	// noCache is set by a stage whose decision must not become a flow.
 	noCache bool
 
@@ -265,6 +268,12 @@ func simulate(snap *topology.Snapshot, local string, pkt Packet, st flowstate.Vi
 	r.Mask = packet.MaskOf(s.read)
 	if s.dstGroupBit && s.read&packet.FEthDst == 0 {
 		r.Mask.EthDst[0] = 0x01
+	}
+	if s.read&packet.FSrcPort == 0 {
+		r.Mask.SrcPort = s.dhcpSrcBits
+	}
+	if s.read&packet.FDstPort == 0 {
+		r.Mask.DstPort = s.dhcpDstBits
 	}
 	r.Cacheable = !s.noCache && r.Verdict != Consumed
 	if len(r.Tags) == 0 {
