@@ -96,7 +96,7 @@ func (s *sim) unfiltered() bool {
 
 // dhcpPortMask keeps the bits of a UDP port that tell it from the DHCP
 // ports: 67 and 68 are 64..71 under it, no other port is. wellKnownMask
-// keeps those that tell a port below 1024 from the others.
+// keeps those that tell a port of 1024 or more from the others.
 const (
 	dhcpPortMask  = 0xfff8
 	wellKnownMask = 0xfc00
@@ -113,28 +113,27 @@ func (s *sim) isDHCP() bool {
 		(m.SrcPort == packet.DHCPServerPort && m.DstPort == packet.DHCPClientPort)
 }
 
-// mayBeDHCP reports whether the UDP packet's ports may be DHCP's (67 or
-// 68 both), reading as few of their bits as a no needs, so that the flows
-// of UDP connections do not each match their client's port: a source
-// port below 1024 and outside 64..71 says no by itself (a service's
-// reply: the flow matches the source port's block of 8, e.g. every DNS
-// reply shares it); otherwise the source port's block of 1024 (of 8 below
-// 1024) and a destination port outside 64..71 do (a request: the flow
-// matches its service port's block of 8 and its client's of 1024). A yes
-// reads nothing: the caller reads the ports whole.
+// mayBeDHCP reports whether the UDP packet's ports may be DHCP's (both
+// 67 or 68), reading as few of their bits as a no needs, so that the
+// flows of UDP connections do not each match their client's port. A port
+// is surely not DHCP's when it is 1024 or more (its bits under
+// wellKnownMask say so: the flow matches its block of 1024) or outside
+// 64..71 (under dhcpPortMask: its block of 8). The source port is looked
+// at first: a request from an ephemeral port matches its client's block
+// of 1024, a reply from a service's port that service's block, so every
+// reply of the service shares one flow. A yes reads the ports whole (the
+// caller compares them).
 func (s *sim) mayBeDHCP() bool {
 	m := &s.cur
-	src := uint16(wellKnownMask)
-	if m.SrcPort < 1024 {
-		src = dhcpPortMask
-		if m.SrcPort&dhcpPortMask != packet.DHCPServerPort&dhcpPortMask {
-			s.dhcpSrcBits |= src
-			return false
+	far := func(p uint16, bits *uint16) bool {
+		if p >= 1024 {
+			*bits |= wellKnownMask
+			return true
 		}
+		*bits |= dhcpPortMask
+		return p&dhcpPortMask != packet.DHCPServerPort&dhcpPortMask
 	}
-	if m.DstPort&dhcpPortMask != packet.DHCPServerPort&dhcpPortMask {
-		s.dhcpSrcBits |= src
-		s.dhcpDstBits |= dhcpPortMask
+	if far(m.SrcPort, &s.dhcpSrcBits) || far(m.DstPort, &s.dhcpDstBits) {
 		return false
 	}
 	return true
