@@ -328,12 +328,14 @@ lb_hivenet_port() {
 # and vm2@host2 (IP2) in the project's default security group, VMs with
 # dhclient. Sets LB_NET_ID and LB_SUBNET_ID; fails when vm1 cannot reach
 # vm2 or a VM's MTU is not MTU. Output of `lab`: lab-up-P.txt beside RESULTS_TSV.
+# LB_LAB_ARGS (words) are added to `lab up`, e.g. --agent-arg=--datapath-conntrack=false.
 lb_hivenet_l2_up() {
     local bin=$1 p=$2 dp=$3 cidr=$4 mtu=$5 ip1=$6 ip2=$7 i m log
     lb_hivenet_down "$bin" "$p"
     lb_log "hivenet ($p): lab up (2 hosts, datapath ${dp:-default}), network (MTU $mtu), 2 VMs with dhclient"
     log="$(dirname "$RESULTS_TSV")/lab-up-$p.txt"
-    lb_quiet "$log" "$bin" lab up --prefix "$p" --hosts 2 ${dp:+--datapath "$dp"}
+    # shellcheck disable=SC2086 # LB_LAB_ARGS: words
+    lb_quiet "$log" "$bin" lab up --prefix "$p" --hosts 2 ${dp:+--datapath "$dp"} ${LB_LAB_ARGS:-}
     LB_NET_ID=$(lb_hivenet_api "$p" POST /v2.0/networks "{\"network\":{\"name\":\"bench\",\"mtu\":$mtu}}" | jq -r .network.id)
     LB_SUBNET_ID=$(lb_hivenet_api "$p" POST /v2.0/subnets "{\"subnet\":{\"network_id\":\"$LB_NET_ID\",\"cidr\":\"$cidr\",\"ip_version\":4}}" | jq -r .subnet.id)
     lb_hivenet_port "$p" vm1 host1 "$ip1" >/dev/null
