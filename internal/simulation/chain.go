@@ -351,7 +351,12 @@ func (s *sim) conntrack() topology.CTState {
 		s.cur.SrcPort == s.pkt.Match.SrcPort && s.cur.DstPort == s.pkt.Match.DstPort && s.cur.ICMPID == s.pkt.Match.ICMPID {
 		return s.datapathConntrack()
 	}
-	s.dpctFail = s.dpctFail || s.dpct
+	if s.dpct {
+		// Translated before this chain: the whole path is simulated again
+		// with the agents' tables (also when no chain read the datapath's
+		// state: this chain's commit must go to the tables).
+		s.dpctUsed, s.dpctFail = true, true
+	}
 	s.use(fiveTuple)
 	s.ctKey = flowstate.KeyOf(s.ctZone, &s.cur)
 	if s.isICMPError() && s.parseInner() {
