@@ -49,6 +49,22 @@ const (
 	CTReply       = 4
 )
 
+// ParseCTState returns the CTState named "new", "est" (established) or
+// "rpl" (established reply), 0 for "", and false for anything else.
+func ParseCTState(name string) (uint8, bool) {
+	switch name {
+	case "":
+		return 0, true
+	case "new":
+		return CTNew, true
+	case "est":
+		return CTEstablished, true
+	case "rpl":
+		return CTEstablished | CTReply, true
+	}
+	return 0, false
+}
+
 // IP fragment classes for FlowMatch.IPFrag.
 const (
 	FragNone  = 0

@@ -256,3 +256,18 @@ func withICMPID(m FlowMatch, id uint16) FlowMatch {
 	m.ICMPID = id
 	return m
 }
+
+func TestParseCTState(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		want uint8
+		ok   bool
+	}{
+		{"", 0, true}, {"new", CTNew, true}, {"est", CTEstablished, true}, {"rpl", CTEstablished | CTReply, true},
+		{"related", 0, false}, {"NEW", 0, false},
+	} {
+		if got, ok := ParseCTState(tc.name); got != tc.want || ok != tc.ok {
+			t.Errorf("ParseCTState(%q) = %d, %v; want %d, %v", tc.name, got, ok, tc.want, tc.ok)
+		}
+	}
+}

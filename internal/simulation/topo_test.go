@@ -388,15 +388,8 @@ func (w *world) packet(t testing.TB, desc string) Packet {
 			typ, code, _ := strings.Cut(v, "/")
 			m.SrcPort, m.DstPort = uint16(atoi(t, typ)), uint16(atoi(t, code))
 		}
-		switch kv["ct"] {
-		case "":
-		case "new":
-			m.CTState = packet.CTNew
-		case "est":
-			m.CTState = packet.CTEstablished
-		case "rpl":
-			m.CTState = packet.CTEstablished | packet.CTReply
-		default:
+		var ok bool
+		if m.CTState, ok = packet.ParseCTState(kv["ct"]); !ok {
 			t.Fatalf("packet %q: ct=%s: want new, est or rpl", desc, kv["ct"])
 		}
 		if kv["frag"] == "later" {

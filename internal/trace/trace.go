@@ -104,15 +104,8 @@ func Simulate(snap *topology.Snapshot, req Request, now int64) (*Response, error
 	if err := packet.Parse(frame, 1, &m); err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrInvalid, err)
 	}
-	switch req.CTState {
-	case "":
-	case "new":
-		m.CTState = packet.CTNew
-	case "est":
-		m.CTState = packet.CTEstablished
-	case "rpl":
-		m.CTState = packet.CTEstablished | packet.CTReply
-	default:
+	var ok bool
+	if m.CTState, ok = packet.ParseCTState(req.CTState); !ok {
 		return nil, fmt.Errorf("%w: ct_state %q: want new, est or rpl", ErrInvalid, req.CTState)
 	}
 	host := port.HostID
