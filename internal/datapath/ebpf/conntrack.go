@@ -6,8 +6,6 @@ import (
 	"time"
 	"unsafe"
 
-	"github.com/cilium/ebpf"
-
 	"hivenet/internal/flowstate"
 	"hivenet/internal/packet"
 )
@@ -108,40 +106,21 @@ const ctBatch = 512
 func (d *Datapath) sweepConns() (int, error) {
 	now := monoNow()
 	idle := int64(d.cfg.ConnIdle)
-	keys := make([][ctKeySize]byte, ctBatch) // struct ct_key as bytes
-	vals := make([]ctVal, ctBatch)
 	var victims []flowstate.Key
 	total := 0
-	consider := func(kb *[ctKeySize]byte, v *ctVal) {
-		total++
-		if now-v.lastSeen() > idle {
-			var k flowstate.Key
-			copy(ctKeyBytes(&k), kb[:])
-			victims = append(victims, k)
-		}
-	}
-	var cur ebpf.MapBatchCursor
-	for first := true; ; first = false {
-		n, err := d.objs.HnCt.BatchLookup(&cur, keys, vals, nil)
-		if errors.Is(err, ebpf.ErrNotSupported) && first {
-			it := d.objs.HnCt.Iterate()
-			for it.Next(&keys[0], &vals[0]) {
-				consider(&keys[0], &vals[0])
+	// Keys as bytes: struct ct_key.
+	err := eachBatch(d.objs.HnCt, ctBatch, func(keys [][ctKeySize]byte, vals []ctVal) {
+		total += len(keys)
+		for i := range keys {
+			if now-vals[i].lastSeen() > idle {
+				var k flowstate.Key
+				copy(ctKeyBytes(&k), keys[i][:])
+				victims = append(victims, k)
 			}
-			if err := it.Err(); err != nil {
-				return 0, err
-			}
-			break
 		}
-		for i := range n {
-			consider(&keys[i], &vals[i])
-		}
-		if errors.Is(err, ebpf.ErrKeyNotExist) {
-			break
-		}
-		if err != nil {
-			return 0, fmt.Errorf("ebpf: reading conntrack: %w", err)
-		}
+	})
+	if err != nil {
+		return 0, fmt.Errorf("ebpf: reading conntrack: %w", err)
 	}
 	removed := 0
 	fd := d.objs.HnCt.FD()

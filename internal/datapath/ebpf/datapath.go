@@ -913,17 +913,23 @@ func (d *Datapath) dumpFlows() (map[lookupKey][flowValSize]byte, error) {
 }
 
 // eachFlowBatch calls fn with the entries of hn_flows, 256 at a time
-// (batch lookups), or one at a time by iteration where the kernel has
-// no batch operations. fn must not keep the slices.
+// (see eachBatch). fn must not keep the slices.
 func (d *Datapath) eachFlowBatch(fn func(keys []lookupKey, vals [][flowValSize]byte)) error {
-	keys := make([]lookupKey, 256)
-	vals := make([][flowValSize]byte, 256)
+	return eachBatch(d.objs.HnFlows, 256, fn)
+}
+
+// eachBatch calls fn with the entries of m, batch at a time (batch
+// lookups), or one at a time by iteration where the kernel has no batch
+// operations. fn must not keep the slices.
+func eachBatch[K, V any](m *ebpf.Map, batch int, fn func(keys []K, vals []V)) error {
+	keys := make([]K, batch)
+	vals := make([]V, batch)
 	var cur ebpf.MapBatchCursor
 	for first := true; ; first = false {
-		n, err := d.objs.HnFlows.BatchLookup(&cur, keys, vals, nil)
+		n, err := m.BatchLookup(&cur, keys, vals, nil)
 		switch {
 		case errors.Is(err, ebpf.ErrNotSupported) && first:
-			it := d.objs.HnFlows.Iterate()
+			it := m.Iterate()
 			for it.Next(&keys[0], &vals[0]) {
 				fn(keys[:1], vals[:1])
 			}
