@@ -33,12 +33,7 @@ for t in ip iperf3 jq curl go; do
     command -v "$t" >/dev/null || { echo "bench/conntrack-ab.sh: needs $t" >&2; exit 1; }
 done
 
-STAMP=$(date +%Y%m%d-%H%M%S)
-OUT="$HERE/results/conntrack-ab-$STAMP"
-mkdir -p "$OUT"
-RESULTS_TSV="$OUT/results.tsv"
-export RESULTS_TSV
-: > "$RESULTS_TSV"
+lb_results_dir "$HERE/results/conntrack-ab-$(date +%Y%m%d-%H%M%S)"
 BIN="$OUT/hivenet" SWEEP="$OUT/flowsweep"
 IP1=10.41.0.11 IP2=10.41.0.12 SWEEP_PORT=7300
 declare -A PFX=([ct]=hbc-t- [agent]=hbc-a-)

@@ -115,12 +115,7 @@ SPORT0=10000
 [ $((SPORT0 + RUNS * FLOWS)) -le 32768 ] ||
     die "RUNS*FLOWS=$((RUNS * FLOWS)): the sweeps' source ports $SPORT0.. would reach the ephemeral range (32768); lower FLOWS"
 
-STAMP=$(date +%Y%m%d-%H%M%S)
-OUT="$HERE/results/datapath-$STAMP"
-mkdir -p "$OUT"
-RESULTS_TSV="$OUT/results.tsv"
-export RESULTS_TSV
-: > "$RESULTS_TSV"
+lb_results_dir "$HERE/results/datapath-$(date +%Y%m%d-%H%M%S)"
 BIN="$OUT/hivenet"
 SWEEP="$OUT/flowsweep"
 SWEEP_PORT=7200

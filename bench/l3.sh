@@ -52,13 +52,9 @@ SKIP_UDP=1 SKIP_P4=1 CPU_SAMPLE=0
 # shellcheck source=lib-bench.sh
 source "$HERE/lib-bench.sh"
 
-STAMP=$(date +%Y%m%d-%H%M%S)
-OUT="$HERE/results/l3-$STAMP"
-mkdir -p "$OUT"
-RESULTS_TSV="$OUT/results.tsv"
+lb_results_dir "$HERE/results/l3-$(date +%Y%m%d-%H%M%S)"
 RESULTS_DIR="$OUT"
-export RESULTS_TSV RESULTS_DIR
-: > "$RESULTS_TSV"
+export RESULTS_DIR
 
 HP=hbl3-
 HRUN=/run/hivenet/lab-hbl3

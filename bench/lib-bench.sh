@@ -31,6 +31,16 @@ IPERF_PORT=5201
 
 lb_log() { printf '[%s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 
+# lb_results_dir DIR -- the run's results directory: OUT=DIR (created) and
+# RESULTS_TSV=DIR/results.tsv (exported, emptied).
+lb_results_dir() {
+    OUT=$1
+    mkdir -p "$OUT"
+    RESULTS_TSV="$OUT/results.tsv"
+    export RESULTS_TSV
+    : > "$RESULTS_TSV"
+}
+
 # lb_median: median of the numbers on stdin (one per line); NA if none.
 lb_median() {
     sort -g | awk '{a[NR]=$1} END{

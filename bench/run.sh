@@ -44,12 +44,7 @@ SKIP_UDP=1 SKIP_P4=1 CPU_SAMPLE=0
 # shellcheck source=lib-bench.sh
 source "$HERE/lib-bench.sh"
 
-STAMP=$(date +%Y%m%d-%H%M%S)
-OUT="$HERE/results/$STAMP"
-mkdir -p "$OUT"
-RESULTS_TSV="$OUT/results.tsv"
-export RESULTS_TSV
-: > "$RESULTS_TSV"
+lb_results_dir "$HERE/results/$(date +%Y%m%d-%H%M%S)"
 
 KP=hbk-                   # kernel lab prefix
 HP=hbh-                   # hivenet lab prefix
